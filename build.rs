@@ -1,0 +1,19 @@
+//! Compiles the protobuf definitions with a vendored protoc, so a fresh machine needs
+//! nothing but cargo.
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    std::env::set_var("PROTOC", protoc);
+    let include = protoc_bin_vendored::include_path()?;
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    tonic_build::configure()
+        .file_descriptor_set_path(out.join("rampart_descriptor.bin"))
+        .compile_protos(
+            &[
+                "proto/rampart/v1/rampart.proto",
+                "proto/rampart/internal/v1/raft.proto",
+            ],
+            &[std::path::PathBuf::from("proto"), include],
+        )?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,272 @@
+//! The cluster a drill runs against, and the faults it can suffer. Two targets implement it:
+//! [`Loopback`] (local processes) and [`super::docker::Docker`] (containers).
+//!
+//! Loopback: node i runs `rampart serve` as its own user (uid 20000+i) on 127.0.0.(10+i),
+//! so a partition is a set of iptables rules in the `OUTPUT` chain matching the sending
+//! node's uid and the receiving node's address (the kernel has no other way to tell which
+//! local process sent a loopback packet). Needs root for iptables and for the uids; without
+//! root, partition drills are skipped and say so.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context};
+
+/// What a drill does to a cluster.
+pub trait Cluster: Send {
+    fn target(&self) -> &'static str;
+    /// Whether partitions can be made.
+    fn can_partition(&self) -> bool;
+    /// Member ids and the address peers reach them at (for `Init` and `AddLearner`).
+    fn members(&self) -> BTreeMap<u64, String>;
+    /// URLs the drill's clients use, by node id.
+    fn endpoints(&self) -> BTreeMap<u64, String>;
+    /// Starts a node (its data kept) — also used for a brand-new node id.
+    fn start(&mut self, id: u64) -> anyhow::Result<()>;
+    /// SIGKILL.
+    fn kill(&mut self, id: u64) -> anyhow::Result<()>;
+    /// SIGSTOP / docker pause.
+    fn pause(&mut self, id: u64) -> anyhow::Result<()>;
+    fn resume(&mut self, id: u64) -> anyhow::Result<()>;
+    /// Cuts every link between `side` and `rest`.
+    fn partition(&mut self, side: &[u64], rest: &[u64]) -> anyhow::Result<()>;
+    /// Removes every partition.
+    fn heal(&mut self) -> anyhow::Result<()>;
+    /// Kills the node and deletes its data.
+    fn wipe(&mut self, id: u64) -> anyhow::Result<()>;
+    /// Stops everything and removes what the drill created.
+    fn teardown(&mut self);
+}
+
+/// Runs a command, failing with its stderr.
+pub fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program}"))?;
+    if !out.status.success() {
+        bail!(
+            "{program} {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+const CHAIN: &str = "RAMPART_CHAOS";
+const PORT: u16 = 7400;
+
+/// Local `rampart serve` processes on loopback addresses.
+pub struct Loopback {
+    binary: PathBuf,
+    dir: PathBuf,
+    ids: Vec<u64>,
+    children: BTreeMap<u64, Child>,
+    root: bool,
+}
+
+impl Loopback {
+    /// A cluster of nodes 1..=n with data under `dir` (wiped first).
+    pub fn new(binary: PathBuf, dir: PathBuf, n: u64) -> anyhow::Result<Self> {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        let root = run("id", &["-u"]).is_ok_and(|u| u.trim() == "0");
+        let mut cluster = Self {
+            binary,
+            dir,
+            ids: (1..=n).collect(),
+            children: BTreeMap::new(),
+            root,
+        };
+        if root {
+            cluster.chain_up()?;
+        }
+        for id in 1..=n {
+            cluster.start(id)?;
+        }
+        Ok(cluster)
+    }
+
+    fn addr(id: u64) -> String {
+        format!("127.0.0.{}:{PORT}", 10 + id)
+    }
+
+    fn uid(id: u64) -> u32 {
+        20_000 + u32::try_from(id).unwrap_or(0)
+    }
+
+    fn data(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("node{id}"))
+    }
+
+    fn chain_up(&self) -> anyhow::Result<()> {
+        let _ = run("iptables", &["-N", CHAIN]);
+        run("iptables", &["-F", CHAIN])?;
+        if run("iptables", &["-C", "OUTPUT", "-j", CHAIN]).is_err() {
+            run("iptables", &["-I", "OUTPUT", "-j", CHAIN])?;
+        }
+        Ok(())
+    }
+
+    fn signal(&self, id: u64, sig: &str) -> anyhow::Result<()> {
+        let child = self.children.get(&id).context("node not running")?;
+        run("kill", &[sig, &child.id().to_string()]).map(|_| ())
+    }
+}
+
+fn chown_tree(path: &Path, uid: u32) -> anyhow::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid))?;
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path)? {
+            chown_tree(&entry?.path(), uid)?;
+        }
+    }
+    Ok(())
+}
+
+impl Cluster for Loopback {
+    fn target(&self) -> &'static str {
+        "loopback"
+    }
+
+    fn can_partition(&self) -> bool {
+        self.root
+    }
+
+    fn members(&self) -> BTreeMap<u64, String> {
+        self.ids.iter().map(|id| (*id, Self::addr(*id))).collect()
+    }
+
+    fn endpoints(&self) -> BTreeMap<u64, String> {
+        self.ids
+            .iter()
+            .map(|id| (*id, format!("http://{}", Self::addr(*id))))
+            .collect()
+    }
+
+    fn start(&mut self, id: u64) -> anyhow::Result<()> {
+        if let Some(mut old) = self.children.remove(&id) {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+        let data = self.data(id);
+        std::fs::create_dir_all(&data)?;
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("node{id}.log")))?;
+        let mut command = Command::new(&self.binary);
+        command
+            .args([
+                "serve",
+                "--id",
+                &id.to_string(),
+                "--listen",
+                &Self::addr(id),
+            ])
+            .arg("--data")
+            .arg(&data)
+            .env("RAMPART_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if self.root {
+            chown_tree(&data, Self::uid(id))?;
+            command.uid(Self::uid(id)).gid(Self::uid(id));
+        }
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.children.insert(id, child);
+        Ok(())
+    }
+
+    fn kill(&mut self, id: u64) -> anyhow::Result<()> {
+        let mut child = self.children.remove(&id).context("node not running")?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    fn pause(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, "-STOP")
+    }
+
+    fn resume(&mut self, id: u64) -> anyhow::Result<()> {
+        self.signal(id, "-CONT")
+    }
+
+    fn partition(&mut self, side: &[u64], rest: &[u64]) -> anyhow::Result<()> {
+        if !self.root {
+            bail!("partitions on loopback need root (iptables, one uid per node)");
+        }
+        for a in side {
+            for b in rest {
+                for (from, to) in [(a, b), (b, a)] {
+                    let uid = Self::uid(*from).to_string();
+                    let dst = format!("127.0.0.{}", 10 + to);
+                    run(
+                        "iptables",
+                        &[
+                            "-A",
+                            CHAIN,
+                            "-m",
+                            "owner",
+                            "--uid-owner",
+                            &uid,
+                            "-d",
+                            &dst,
+                            "-j",
+                            "DROP",
+                        ],
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn heal(&mut self) -> anyhow::Result<()> {
+        if self.root {
+            run("iptables", &["-F", CHAIN])?;
+        }
+        Ok(())
+    }
+
+    fn wipe(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.children.contains_key(&id) {
+            self.kill(id)?;
+        }
+        self.ids.retain(|i| *i != id);
+        std::fs::remove_dir_all(self.data(id))?;
+        Ok(())
+    }
+
+    fn teardown(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.children) {
+            let _ = run("kill", &["-CONT", &child.id().to_string()]);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if self.root {
+            let _ = run("iptables", &["-F", CHAIN]);
+            let _ = run("iptables", &["-D", "OUTPUT", "-j", CHAIN]);
+            let _ = run("iptables", &["-X", CHAIN]);
+        }
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}

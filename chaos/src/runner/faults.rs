@@ -1,0 +1,238 @@
+//! Fault injection: each drill's fault (or a seeded random schedule of them) against a
+//! [`Cluster`], finding the leader through the cluster's own status call.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rampart::proto::v1 as pb;
+use rampart::proto::v1::admin_client::AdminClient;
+use rampart::proto::v1::gates_client::GatesClient;
+use rand::Rng;
+
+use super::client::Pool;
+use super::workload::{override_once, read_once, Ctx};
+use crate::history::Consistency;
+
+/// The client id of the reads and overrides a fault makes itself.
+const READ_CLIENT: u32 = 8;
+use super::cluster::Cluster;
+use super::drills::{retry, Drill, Settings, GATE};
+use super::observers::find_leader;
+
+async fn leader(pool: &Pool) -> anyhow::Result<u64> {
+    retry("finding the leader", Duration::from_secs(20), || async {
+        find_leader(pool).await.map(|l| l.0).context("no leader")
+    })
+    .await
+}
+
+fn follower(cluster: &dyn Cluster, leader: u64) -> u64 {
+    cluster
+        .members()
+        .keys()
+        .copied()
+        .find(|id| *id != leader)
+        .unwrap_or(leader)
+}
+
+/// Waits until `id` answers a linearizable read (it has rejoined and a leader is known).
+async fn wait_serving(pool: &Pool, id: u64) -> anyhow::Result<()> {
+    retry("node back", Duration::from_secs(30), || {
+        let channel = pool.channel(id);
+        async move {
+            let request = pb::GetGateRequest {
+                gate: GATE.into(),
+                consistency: pb::Consistency::Linearizable as i32,
+            };
+            Ok(GatesClient::new(channel).get_gate(request).await?)
+        }
+    })
+    .await
+    .map(|_| ())
+}
+
+async fn admin(
+    pool: &Pool,
+    what: &str,
+    f: impl Fn(
+        AdminClient<tonic::transport::Channel>,
+    ) -> futures::future::BoxFuture<
+        'static,
+        Result<tonic::Response<pb::ClusterStatus>, tonic::Status>,
+    >,
+) -> anyhow::Result<()> {
+    let ids = pool.ids();
+    let mut i = 0usize;
+    retry(what, Duration::from_secs(30), || {
+        i += 1;
+        let client = AdminClient::new(pool.channel(ids[i % ids.len()]));
+        let call = f(client);
+        async move { Ok(call.await.map(|_| ())?) }
+    })
+    .await
+}
+
+/// Injects one drill's fault; returns how many faults it made.
+pub(super) async fn inject(
+    drill: Drill,
+    cluster: &mut dyn Cluster,
+    ctx: &Ctx,
+    settings: &Settings,
+    rng: &mut rand::rngs::StdRng,
+) -> anyhow::Result<u32> {
+    let pool = &ctx.pool;
+    let hold = settings.fault;
+    match drill {
+        Drill::KillLeader | Drill::GameDayKillLeader => {
+            let l = leader(pool).await?;
+            cluster.kill(l)?;
+            tokio::time::sleep(hold).await;
+            cluster.start(l)?;
+            Ok(1)
+        }
+        Drill::KillFollower => {
+            let f = follower(cluster, leader(pool).await?);
+            cluster.kill(f)?;
+            tokio::time::sleep(hold).await;
+            cluster.start(f)?;
+            Ok(1)
+        }
+        Drill::PauseLeader => {
+            let l = leader(pool).await?;
+            cluster.pause(l)?;
+            // Longer than the election timeout (at most 1 s by default).
+            tokio::time::sleep(hold.max(Duration::from_millis(2500))).await;
+            cluster.resume(l)?;
+            Ok(1)
+        }
+        Drill::PartitionLeader | Drill::PartitionMinority => {
+            let l = leader(pool).await?;
+            let cut = if drill == Drill::PartitionLeader {
+                l
+            } else {
+                follower(cluster, l)
+            };
+            let rest: Vec<u64> = cluster
+                .members()
+                .keys()
+                .copied()
+                .filter(|id| *id != cut)
+                .collect();
+            cluster.partition(&[cut], &rest)?;
+            tokio::time::sleep(hold).await;
+            cluster.heal()?;
+            Ok(1)
+        }
+        Drill::RollingRestart => {
+            let ids: Vec<u64> = cluster.members().keys().copied().collect();
+            for id in &ids {
+                cluster.kill(*id)?;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                cluster.start(*id)?;
+                wait_serving(pool, *id).await?;
+            }
+            Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+        }
+        Drill::KillAll => {
+            let ids: Vec<u64> = cluster.members().keys().copied().collect();
+            for id in &ids {
+                cluster.kill(*id)?;
+            }
+            // Restarted at once, as supervisors do: sled's background flush (every 500 ms)
+            // gets no chance to persist what the last fsync did not.
+            for id in &ids {
+                cluster.start(*id)?;
+            }
+            Ok(1)
+        }
+        Drill::KillAllRead => {
+            // An acknowledged override on the leader, every node killed before sled's
+            // background flush, restarted at once, then linearizable reads on the old leader
+            // as fast as it answers: each must show the override.
+            let l = leader(pool).await?;
+            override_once(ctx, READ_CLIENT, l, GATE, "hold", pb::OverrideKind::Hold).await;
+            let ids: Vec<u64> = cluster.members().keys().copied().collect();
+            for id in &ids {
+                cluster.kill(*id)?;
+            }
+            for id in &ids {
+                cluster.start(*id)?;
+            }
+            let until = tokio::time::Instant::now() + hold;
+            let mut answered = 0;
+            while answered < 20 && tokio::time::Instant::now() < until {
+                if read_once(ctx, READ_CLIENT, l, GATE, Consistency::Linearizable)
+                    .await
+                    .is_some()
+                {
+                    answered += 1;
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Ok(1)
+        }
+        Drill::ReplaceNode => {
+            let old = follower(cluster, leader(pool).await?);
+            admin(pool, "remove", move |mut c| {
+                Box::pin(async move { c.remove(pb::RemoveRequest { id: old }).await })
+            })
+            .await?;
+            cluster.wipe(old)?;
+            let new = cluster
+                .members()
+                .keys()
+                .max()
+                .copied()
+                .unwrap_or(0)
+                .max(old)
+                + 1;
+            cluster.start(new)?;
+            let addr = cluster
+                .members()
+                .get(&new)
+                .cloned()
+                .context("new member address")?;
+            admin(pool, "add learner", move |mut c| {
+                let member = pb::Member {
+                    id: new,
+                    addr: addr.clone(),
+                };
+                Box::pin(async move {
+                    c.add_learner(pb::AddLearnerRequest {
+                        member: Some(member),
+                    })
+                    .await
+                })
+            })
+            .await?;
+            admin(pool, "promote", move |mut c| {
+                Box::pin(async move { c.promote(pb::PromoteRequest { id: new }).await })
+            })
+            .await?;
+            Ok(1)
+        }
+        Drill::GameDay => Ok(0),
+        Drill::Random => {
+            let choices = [
+                Drill::KillLeader,
+                Drill::KillFollower,
+                Drill::PauseLeader,
+                Drill::PartitionLeader,
+                Drill::PartitionMinority,
+                Drill::KillAll,
+                Drill::KillAllRead,
+            ];
+            let mut faults = 0;
+            for _ in 0..settings.random_faults {
+                let pick = choices[rng.gen_range(0..choices.len())];
+                if pick.partitions() && !cluster.can_partition() {
+                    continue;
+                }
+                faults += Box::pin(inject(pick, cluster, ctx, settings, rng)).await?;
+                tokio::time::sleep(Duration::from_millis(rng.gen_range(500..3000))).await;
+            }
+            Ok(faults)
+        }
+    }
+}

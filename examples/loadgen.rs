@@ -1,0 +1,278 @@
+//! Load generator for the benchmarks in `docs/bench.md` (driven by `bench/run.sh`).
+//!
+//! ```text
+//! loadgen ingest   ENDPOINTS CONCURRENCY SECONDS SIGNALS_PER_BATCH
+//! loadgen etcd     ENDPOINTS CONCURRENCY SECONDS
+//! loadgen evaluate ENDPOINTS CONCURRENCY SECONDS
+//! loadgen decision ENDPOINTS TRIALS
+//! ```
+//! `decision`: per trial, a fresh gate with 1s windows; a watch on the last endpoint; one
+//! breaching batch through the first; the time from its acknowledgement to the rollback
+//! decision arriving on the watch, and from the window's close (end + grace) to it.
+//! ENDPOINTS is a comma-separated list; workers spread over it round-robin. Prints one JSON
+//! line: operations per second and latency percentiles in microseconds.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart::proto::v1 as pb;
+use rampart::proto::v1::gates_client::GatesClient;
+use rampart::proto::v1::signals_client::SignalsClient;
+use tonic::transport::Channel;
+
+/// etcd's `KV.Put` request and response: only the fields this benchmark sets.
+#[derive(Clone, PartialEq, prost::Message)]
+struct PutRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct PutResponse {}
+
+async fn etcd_put(channel: Channel, key: Vec<u8>, value: Vec<u8>) -> Result<(), tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static("/etcdserverpb.KV/Put");
+    let codec: tonic::codec::ProstCodec<PutRequest, PutResponse> =
+        tonic::codec::ProstCodec::default();
+    grpc.unary(tonic::Request::new(PutRequest { key, value }), path, codec)
+        .await
+        .map(|_| ())
+}
+
+fn signal(at: i64, i: u64) -> pb::Signal {
+    pb::Signal {
+        gate: "bench".into(),
+        metric: "error_rate".into(),
+        cohort: String::new(),
+        arm: if i % 2 == 0 {
+            pb::Arm::Treatment as i32
+        } else {
+            pb::Arm::Control as i32
+        },
+        at: Some(rampart::api::convert::timestamp(at)),
+        measurement: Some(pb::signal::Measurement::Rate(pb::Rate {
+            events: 1,
+            trials: 100,
+        })),
+    }
+}
+
+const DECISION_CONTRACT: &str = "gate: GATE
+variants: { treatment: new, fallback: old }
+ladder: [10, 100]
+stage_min_duration: 1h
+window: 1s
+grace: 100ms
+metrics:
+  - name: error_rate
+    kind: rate
+    better: lower
+    guardrail: true
+    min_samples: 50
+    kill: { above: 0.05 }
+";
+
+/// Breaching signal to decision seen by a watcher, `trials` times.
+async fn decision_latency(endpoints: &[String], trials: usize) -> anyhow::Result<()> {
+    use rampart::proto::v1::contracts_client::ContractsClient;
+    use tokio_stream::StreamExt;
+    let writer = rampart::consensus::network::endpoint(&endpoints[0])?
+        .connect()
+        .await?;
+    let watcher =
+        rampart::consensus::network::endpoint(endpoints.last().map_or("", String::as_str))?
+            .connect()
+            .await?;
+    let mut from_ack = Vec::new();
+    let mut from_close = Vec::new();
+    let run = std::process::id();
+    for trial in 0..trials {
+        let gate = format!("latency-{run}-{trial}");
+        let yaml = DECISION_CONTRACT.replace("GATE", &gate);
+        ContractsClient::new(writer.clone())
+            .put_contract(pb::PutContractRequest { yaml })
+            .await?;
+        let mut watch = GatesClient::new(watcher.clone())
+            .watch(pb::WatchRequest {
+                gates: vec![gate.clone()],
+                after_version: Default::default(),
+            })
+            .await?
+            .into_inner();
+        // Wait for the gate's first full window, then half a window more.
+        let start = (rampart::node::wall_clock_ms() / 1000 + 1) * 1000;
+        tokio::time::sleep(Duration::from_millis(
+            u64::try_from(start + 500 - rampart::node::wall_clock_ms()).unwrap_or(0) + 1000,
+        ))
+        .await;
+        let at = rampart::node::wall_clock_ms();
+        let mut bad = signal(at, 0);
+        bad.gate.clone_from(&gate);
+        bad.measurement = Some(pb::signal::Measurement::Rate(pb::Rate {
+            events: 50,
+            trials: 100,
+        }));
+        let mut control = signal(at, 1);
+        control.gate.clone_from(&gate);
+        let request = pb::IngestRequest {
+            idempotency_key: format!("{gate}-bad"),
+            signals: vec![bad, control],
+        };
+        SignalsClient::new(writer.clone()).ingest(request).await?;
+        let acked = Instant::now();
+        let acked_ms = rampart::node::wall_clock_ms();
+        loop {
+            let Some(event) = tokio::time::timeout(Duration::from_secs(10), watch.next()).await?
+            else {
+                anyhow::bail!("watch ended");
+            };
+            if let Some(pb::watch_event::Event::Decision(d)) = event?.event {
+                if d.action == "rollback" {
+                    let seen_ms = rampart::node::wall_clock_ms();
+                    let close = d
+                        .window_end
+                        .as_ref()
+                        .map_or(0, rampart::api::convert::millis)
+                        + 100;
+                    from_ack.push(u64::try_from(acked.elapsed().as_micros()).unwrap_or(0));
+                    from_close
+                        .push(u64::try_from((seen_ms - close.max(acked_ms)) * 1000).unwrap_or(0));
+                    break;
+                }
+            }
+        }
+    }
+    from_ack.sort_unstable();
+    from_close.sort_unstable();
+    let mid = |v: &[u64]| v[v.len() / 2];
+    println!(
+        "{}",
+        serde_json::json!({"mode": "decision", "trials": trials,
+            "ack_to_decision_p50_us": mid(&from_ack), "ack_to_decision_max_us": from_ack.last(),
+            "window_close_to_decision_p50_us": mid(&from_close), "window_close_to_decision_max_us": from_close.last()})
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("decision") {
+        let endpoints: Vec<String> = args
+            .get(2)
+            .map(|e| e.split(',').map(str::to_owned).collect())
+            .unwrap_or_default();
+        let trials: usize = args.get(3).map_or(Ok(5), |s| s.parse())?;
+        anyhow::ensure!(
+            !endpoints.is_empty() && trials > 0,
+            "usage: loadgen decision ENDPOINTS TRIALS"
+        );
+        return decision_latency(&endpoints, trials).await;
+    }
+    anyhow::ensure!(
+        args.len() >= 5,
+        "usage: loadgen ingest|etcd|evaluate ENDPOINTS CONCURRENCY SECONDS [SIGNALS]"
+    );
+    let mode = args[1].clone();
+    let endpoints: Vec<String> = args[2].split(',').map(str::to_owned).collect();
+    let concurrency: usize = args[3].parse()?;
+    let seconds: u64 = args[4].parse()?;
+    let per_batch: u64 = args.get(5).map_or(Ok(1), |s| s.parse())?;
+    let mut channels = Vec::new();
+    for e in &endpoints {
+        channels.push(rampart::consensus::network::endpoint(e)?.connect().await?);
+    }
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let channel = channels[w % channels.len()].clone();
+        let mode = mode.clone();
+        let errors = errors.clone();
+        workers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let started = Instant::now();
+                let ok = match mode.as_str() {
+                    "ingest" => {
+                        let at = rampart::node::wall_clock_ms();
+                        let signals = (0..per_batch).map(|i| signal(at, i)).collect();
+                        let request = pb::IngestRequest {
+                            idempotency_key: format!("w{w}-{n}"),
+                            signals,
+                        };
+                        SignalsClient::new(channel.clone())
+                            .ingest(request)
+                            .await
+                            .is_ok()
+                    }
+                    "etcd" => {
+                        let key = format!("bench/w{w}/{n}").into_bytes();
+                        etcd_put(channel.clone(), key, vec![b'x'; 100])
+                            .await
+                            .is_ok()
+                    }
+                    "evaluate" => {
+                        let request = pb::EvaluateRequest {
+                            gate: "bench".into(),
+                            unit_id: format!("user-{w}-{n}"),
+                            cohort: String::new(),
+                            consistency: 0,
+                        };
+                        GatesClient::new(channel.clone())
+                            .evaluate(request)
+                            .await
+                            .is_ok()
+                    }
+                    other => panic!("unknown mode {other}"),
+                };
+                if ok {
+                    latencies
+                        .push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for w in workers {
+        all.extend(w.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64().max(f64::EPSILON);
+    all.sort_unstable();
+    let pct = |p: f64| -> u64 {
+        if all.is_empty() {
+            return 0;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let i = ((all.len() - 1) as f64 * p).round() as usize;
+        all[i]
+    };
+    #[allow(clippy::cast_precision_loss)]
+    let ops = all.len() as f64 / elapsed;
+    println!(
+        "{}",
+        serde_json::json!({
+            "mode": mode, "concurrency": concurrency, "signals_per_batch": per_batch, "seconds": seconds,
+            "ops": all.len(), "errors": errors.load(Ordering::Relaxed), "ops_per_sec": ops.round(),
+            "p50_us": pct(0.5), "p99_us": pct(0.99), "max_us": pct(1.0),
+        })
+    );
+    Ok(())
+}

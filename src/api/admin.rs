@@ -1,0 +1,114 @@
+//! Cluster administration over gRPC: init, add learner, promote, remove, status.
+
+use std::collections::BTreeMap;
+
+use tonic::{Request, Response};
+
+use super::error::{ApiError, ApiResult};
+use super::Api;
+use crate::node::admin::{AdminCommand, ClusterView};
+use crate::proto::v1 as pb;
+use crate::proto::v1::admin_server::Admin;
+
+fn view(v: ClusterView) -> pb::ClusterStatus {
+    pb::ClusterStatus {
+        leader_id: v.leader,
+        term: v.term,
+        voters: v.voters,
+        learners: v.learners,
+        nodes: v
+            .nodes
+            .into_iter()
+            .map(|n| pb::NodeStatus {
+                id: n.id,
+                addr: n.addr,
+                role: n.role,
+                reachable: n.reachable,
+                term: n.term,
+                last_log_index: n.last_log_index,
+                applied_index: n.applied_index,
+                matched_index: n.matched_index,
+            })
+            .collect(),
+        joint: v.joint,
+        answered_by: v.answered_by,
+    }
+}
+
+impl Api {
+    /// The status after a change: read barrier first, so a follower shows the change too.
+    async fn status_after_change(&self) -> Result<pb::ClusterStatus, ApiError> {
+        self.node.read_barrier().await?;
+        Ok(view(self.node.status().await))
+    }
+}
+
+fn member(field: &str, m: Option<&pb::Member>) -> Result<(u64, String), ApiError> {
+    let m = m.ok_or_else(|| ApiError::invalid(field, "is required"))?;
+    if m.id == 0 {
+        return Err(ApiError::invalid(
+            format!("{field}.id"),
+            "must be a positive integer",
+        ));
+    }
+    if m.addr.trim().is_empty() {
+        return Err(ApiError::invalid(
+            format!("{field}.addr"),
+            "must be host:port",
+        ));
+    }
+    Ok((m.id, m.addr.trim().to_owned()))
+}
+
+#[tonic::async_trait]
+impl Admin for Api {
+    async fn init(&self, request: Request<pb::InitRequest>) -> ApiResult<pb::ClusterStatus> {
+        let mut members = BTreeMap::new();
+        for (i, m) in request.into_inner().members.iter().enumerate() {
+            let (id, addr) = member(&format!("members[{i}]"), Some(m))?;
+            if members.insert(id, addr).is_some() {
+                return Err(ApiError::invalid(
+                    format!("members[{i}].id"),
+                    format!("{id} is listed twice"),
+                )
+                .into());
+            }
+        }
+        self.node.init(members).await.map_err(ApiError::from)?;
+        Ok(Response::new(self.status_after_change().await?))
+    }
+
+    async fn add_learner(
+        &self,
+        request: Request<pb::AddLearnerRequest>,
+    ) -> ApiResult<pb::ClusterStatus> {
+        let (id, addr) = member("member", request.into_inner().member.as_ref())?;
+        self.node
+            .admin(AdminCommand::AddLearner { id, addr })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(self.status_after_change().await?))
+    }
+
+    async fn promote(&self, request: Request<pb::PromoteRequest>) -> ApiResult<pb::ClusterStatus> {
+        let id = request.into_inner().id;
+        self.node
+            .admin(AdminCommand::Promote { id })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(self.status_after_change().await?))
+    }
+
+    async fn remove(&self, request: Request<pb::RemoveRequest>) -> ApiResult<pb::ClusterStatus> {
+        let id = request.into_inner().id;
+        self.node
+            .admin(AdminCommand::Remove { id })
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(self.status_after_change().await?))
+    }
+
+    async fn status(&self, _request: Request<pb::StatusRequest>) -> ApiResult<pb::ClusterStatus> {
+        Ok(Response::new(view(self.node.status().await)))
+    }
+}

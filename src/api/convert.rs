@@ -1,0 +1,229 @@
+//! Conversions between the protobuf types of `rampart.v1` and the domain, in one file.
+//! Incoming values are parsed and validated here, once, naming the field on error.
+
+use prost_types::Timestamp;
+
+use super::error::ApiError;
+use crate::engine::policy::CohortState;
+use crate::engine::signal::parse_ids;
+use crate::engine::{Arm, Measurement, MetricEvidence, Signal, SignalError};
+use crate::ids::{CohortName, GateKey, Millis};
+use crate::proto::v1 as pb;
+use crate::state::{DecidedBy, Decision, Gate};
+
+pub fn timestamp(ms: Millis) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+pub fn millis(ts: &Timestamp) -> Millis {
+    ts.seconds
+        .saturating_mul(1000)
+        .saturating_add(i64::from(ts.nanos) / 1_000_000)
+}
+
+pub fn gate_key(field: &str, value: &str) -> Result<GateKey, ApiError> {
+    GateKey::try_from(value).map_err(|e| ApiError::invalid(field, e.0))
+}
+
+pub fn cohort_opt(field: &str, value: &str) -> Result<Option<CohortName>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    CohortName::try_from(value)
+        .map(Some)
+        .map_err(|e| ApiError::invalid(field, e.0))
+}
+
+/// A protobuf signal to a checked domain signal; errors name the field inside the signal.
+pub fn signal(s: &pb::Signal) -> Result<Signal, SignalError> {
+    let cohort = Some(s.cohort.as_str()).filter(|c| !c.is_empty());
+    let (gate, metric, cohort) = parse_ids(&s.gate, &s.metric, cohort)?;
+    let arm = match pb::Arm::try_from(s.arm) {
+        Ok(pb::Arm::Treatment) => Arm::Treatment,
+        Ok(pb::Arm::Control) => Arm::Control,
+        _ => {
+            return Err(SignalError::new(
+                "arm",
+                "must be ARM_TREATMENT or ARM_CONTROL",
+            ))
+        }
+    };
+    let at =
+        s.at.as_ref()
+            .map(millis)
+            .ok_or_else(|| SignalError::new("at", "is required"))?;
+    let measurement = match &s.measurement {
+        Some(pb::signal::Measurement::Rate(r)) => Measurement::Rate {
+            events: r.events,
+            trials: r.trials,
+        },
+        Some(pb::signal::Measurement::Moments(m)) => Measurement::Moments {
+            n: m.n,
+            sum: m.sum,
+            sum_sq: m.sum_sq,
+        },
+        Some(pb::signal::Measurement::Observation(o)) => Measurement::Observation {
+            value: o.value,
+            confidence: o.confidence,
+            topics: o.topics.clone(),
+        },
+        None => {
+            return Err(SignalError::new(
+                "measurement",
+                "one of rate, moments, observation is required",
+            ))
+        }
+    };
+    measurement.validate().map_err(|e| {
+        let prefix = match measurement {
+            Measurement::Rate { .. } => "rate",
+            Measurement::Moments { .. } => "moments",
+            Measurement::Observation { .. } => "observation",
+        };
+        SignalError::new(&format!("{prefix}.{}", e.field), e.reason)
+    })?;
+    Ok(Signal {
+        gate,
+        metric,
+        cohort,
+        arm,
+        at,
+        measurement,
+    })
+}
+
+/// A domain signal to protobuf (for clients such as the CLI).
+pub fn signal_to_proto(s: &Signal) -> pb::Signal {
+    let measurement = match &s.measurement {
+        Measurement::Rate { events, trials } => pb::signal::Measurement::Rate(pb::Rate {
+            events: *events,
+            trials: *trials,
+        }),
+        Measurement::Moments { n, sum, sum_sq } => pb::signal::Measurement::Moments(pb::Moments {
+            n: *n,
+            sum: *sum,
+            sum_sq: *sum_sq,
+        }),
+        Measurement::Observation {
+            value,
+            confidence,
+            topics,
+        } => pb::signal::Measurement::Observation(pb::Observation {
+            value: *value,
+            confidence: *confidence,
+            topics: topics.clone(),
+        }),
+    };
+    pb::Signal {
+        gate: s.gate.to_string(),
+        metric: s.metric.to_string(),
+        cohort: s.cohort.to_string(),
+        arm: match s.arm {
+            Arm::Treatment => pb::Arm::Treatment as i32,
+            Arm::Control => pb::Arm::Control as i32,
+        },
+        at: Some(timestamp(s.at)),
+        measurement: Some(measurement),
+    }
+}
+
+fn interval(i: Option<(f64, f64)>) -> Option<pb::Interval> {
+    i.map(|(low, high)| pb::Interval { low, high })
+}
+
+pub fn evidence(e: &MetricEvidence) -> pb::MetricEvidence {
+    pb::MetricEvidence {
+        metric: e.metric.to_string(),
+        cohort: e.cohort.to_string(),
+        window_start: Some(timestamp(e.window.start)),
+        window_end: Some(timestamp(e.window.end)),
+        treatment: e.treatment,
+        control: e.control,
+        baseline: e.baseline,
+        baseline_source: e.baseline_source.clone(),
+        delta: e.delta,
+        delta_interval: interval(e.delta_interval),
+        relative: e.relative,
+        relative_interval: interval(e.relative_interval),
+        p_value: e.p_value,
+        e_value: e.e_value,
+        samples_treatment: e.samples_treatment,
+        samples_control: e.samples_control,
+        zone: e.zone.as_str().to_owned(),
+        streak: e.streak,
+        unreliable_reason: e.unreliable_reason.clone().unwrap_or_default(),
+        summary: e.summary.clone(),
+        window_samples_treatment: e.window_samples_treatment,
+        window_samples_control: e.window_samples_control,
+        window_treatment: e.window_treatment,
+        window_control: e.window_control,
+        span_windows: e.span_windows,
+        test: e.test.clone(),
+    }
+}
+
+pub fn decision(d: &Decision) -> pb::Decision {
+    pb::Decision {
+        gate: d.gate.to_string(),
+        version: d.version,
+        cohort: d
+            .cohort
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        action: d.action.label(),
+        changes: d
+            .changes
+            .iter()
+            .map(|c| pb::CohortChange {
+                cohort: c.cohort.to_string(),
+                from_exposure: c.from_exposure,
+                to_exposure: c.to_exposure,
+                from_status: c.from_status.as_str().to_owned(),
+                to_status: c.to_status.as_str().to_owned(),
+            })
+            .collect(),
+        kill_switch_before: d.kill_switch_before,
+        kill_switch: d.kill_switch,
+        reason: d.reason.clone(),
+        evidence: d.evidence.iter().map(evidence).collect(),
+        contract_version: d.contract_version,
+        decided_by: match &d.decided_by {
+            DecidedBy::Leader { node, term } => format!("leader:{node}@{term}"),
+            DecidedBy::Operator { actor } => format!("operator:{actor}"),
+        },
+        at: Some(timestamp(d.at)),
+        window_start: d.window.map(|w| timestamp(w.start)),
+        window_end: d.window.map(|w| timestamp(w.end)),
+    }
+}
+
+fn cohort_state(name: &CohortName, s: &CohortState) -> pb::CohortState {
+    pb::CohortState {
+        cohort: name.to_string(),
+        exposure: s.exposure,
+        stage: u32::try_from(s.stage).unwrap_or(u32::MAX),
+        status: s.status.as_str().to_owned(),
+        stage_since: Some(timestamp(s.stage_since)),
+        last_window: s.last_window.map(timestamp),
+    }
+}
+
+pub fn gate_state(g: &Gate, read: pb::ReadInfo) -> pb::GateState {
+    pb::GateState {
+        gate: g.key.to_string(),
+        version: g.version,
+        contract_version: g.contract_version,
+        kill_switch: g.kill_switch,
+        cohorts: g.cohorts.iter().map(|(n, s)| cohort_state(n, s)).collect(),
+        last_decision: g.decisions.last().map(decision),
+        treatment: g.contract.variants.treatment.clone(),
+        fallback: g.contract.variants.fallback.clone(),
+        deleted: g.deleted,
+        read: Some(read),
+        signals_accepted: g.signals_accepted,
+    }
+}

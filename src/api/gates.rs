@@ -1,0 +1,134 @@
+//! Gates: state (linearizable or local), sticky evaluation, decisions, and watch.
+
+use std::pin::Pin;
+
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{cohort_opt, decision, gate_key, gate_state};
+use super::error::{ApiError, ApiResult};
+use super::Api;
+use crate::proto::v1 as pb;
+use crate::proto::v1::gates_server::Gates;
+
+/// Most decisions one list call returns.
+const MAX_DECISIONS: usize = 1000;
+
+#[tonic::async_trait]
+impl Gates for Api {
+    async fn get_gate(&self, request: Request<pb::GetGateRequest>) -> ApiResult<pb::GateState> {
+        let request = request.into_inner();
+        let key = gate_key("gate", &request.gate)?;
+        let read = self
+            .read_info(request.consistency, pb::Consistency::Linearizable)
+            .await?;
+        let applied = self.node.state.read();
+        match applied.state.gates.get(&key) {
+            Some(g) => Ok(Response::new(gate_state(g, read))),
+            None => Err(ApiError::NotFound(format!("gate {key} has no contract")).into()),
+        }
+    }
+
+    async fn list_gates(
+        &self,
+        request: Request<pb::ListGatesRequest>,
+    ) -> ApiResult<pb::ListGatesResponse> {
+        let read = self
+            .read_info(
+                request.into_inner().consistency,
+                pb::Consistency::Linearizable,
+            )
+            .await?;
+        let applied = self.node.state.read();
+        let gates = applied
+            .state
+            .gates
+            .values()
+            .filter(|g| !g.deleted)
+            .map(|g| gate_state(g, read))
+            .collect();
+        Ok(Response::new(pb::ListGatesResponse { gates }))
+    }
+
+    async fn evaluate(
+        &self,
+        request: Request<pb::EvaluateRequest>,
+    ) -> ApiResult<pb::EvaluateResponse> {
+        let request = request.into_inner();
+        let key = gate_key("gate", &request.gate)?;
+        if request.unit_id.is_empty() || request.unit_id.len() > 256 {
+            return Err(ApiError::invalid("unit_id", "must be 1 to 256 bytes").into());
+        }
+        let cohort = cohort_opt("cohort", &request.cohort)?;
+        let read = self
+            .read_info(request.consistency, pb::Consistency::Local)
+            .await?;
+        let applied = self.node.state.read();
+        let Some(gate) = applied.state.live_gate(&key) else {
+            return Err(ApiError::NotFound(format!("gate {key} has no contract")).into());
+        };
+        let cohort = match cohort {
+            Some(c) => c,
+            None if gate.cohorts.len() == 1 => gate
+                .cohorts
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(crate::ids::CohortName::default_cohort),
+            None => {
+                let names: Vec<String> = gate.cohorts.keys().map(ToString::to_string).collect();
+                return Err(ApiError::invalid(
+                    "cohort",
+                    format!("gate {key} has cohorts {names:?}; name one"),
+                )
+                .into());
+            }
+        };
+        let Some(a) = gate.assign(&cohort, &request.unit_id) else {
+            return Err(ApiError::NotFound(format!("gate {key} has no cohort {cohort}")).into());
+        };
+        Ok(Response::new(pb::EvaluateResponse {
+            variant: a.variant.to_owned(),
+            treatment: a.treatment,
+            bucket: a.bucket,
+            exposure: a.exposure,
+            kill_switch: gate.kill_switch,
+            gate_version: gate.version,
+            read: Some(read),
+        }))
+    }
+
+    type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+    async fn watch(&self, request: Request<pb::WatchRequest>) -> ApiResult<Self::WatchStream> {
+        let stream = super::watch::start(self.node.clone(), request.into_inner())?;
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_decisions(
+        &self,
+        request: Request<pb::ListDecisionsRequest>,
+    ) -> ApiResult<pb::ListDecisionsResponse> {
+        let request = request.into_inner();
+        let key = gate_key("gate", &request.gate)?;
+        self.read_info(request.consistency, pb::Consistency::Linearizable)
+            .await?;
+        let limit = match usize::try_from(request.limit).unwrap_or(MAX_DECISIONS) {
+            0 => 100,
+            n => n.min(MAX_DECISIONS),
+        };
+        let applied = self.node.state.read();
+        let Some(gate) = applied.state.gates.get(&key) else {
+            return Err(ApiError::NotFound(format!("gate {key} has no contract")).into());
+        };
+        let from = gate
+            .decisions
+            .partition_point(|d| d.version <= request.after_version);
+        let decisions = gate.decisions[from..]
+            .iter()
+            .take(limit)
+            .map(decision)
+            .collect();
+        Ok(Response::new(pb::ListDecisionsResponse { decisions }))
+    }
+}

@@ -1,0 +1,148 @@
+//! The API edge: tonic services of `rampart.v1`, gRPC health and reflection, and the
+//! node-to-node service, all on one listener.
+//!
+//! Handlers parse and validate requests (`convert`), call the node (a replicated write or a
+//! read after a barrier) and map errors to statuses in one place (`error`). They never touch
+//! storage and never decide anything.
+
+pub mod admin;
+pub mod contracts;
+pub mod convert;
+pub mod error;
+pub mod gates;
+pub mod overrides;
+pub mod signals;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+use tonic::Status;
+
+use crate::node::peer_service::PeerService;
+use crate::node::Node;
+use crate::proto::internal::raft_internal_server::RaftInternalServer;
+use crate::proto::v1 as pb;
+use crate::proto::v1::admin_server::AdminServer;
+use crate::proto::v1::contracts_server::ContractsServer;
+use crate::proto::v1::gates_server::GatesServer;
+use crate::proto::v1::overrides_server::OverridesServer;
+use crate::proto::v1::signals_server::SignalsServer;
+
+/// Largest request a client may send (the ingest batch limit applies inside it).
+pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
+
+/// Shared by every public service.
+#[derive(Clone)]
+pub struct Api {
+    pub node: Arc<Node>,
+}
+
+impl Api {
+    /// Makes the local state safe to read at the asked consistency and says what was read.
+    async fn read_info(
+        &self,
+        consistency: i32,
+        default: pb::Consistency,
+    ) -> Result<pb::ReadInfo, Status> {
+        let consistency = match pb::Consistency::try_from(consistency) {
+            Ok(pb::Consistency::Unspecified) => default,
+            Ok(c) => c,
+            Err(_) => return Err(error::ApiError::invalid("consistency", "unknown value").into()),
+        };
+        if consistency == pb::Consistency::Linearizable {
+            self.node
+                .read_barrier()
+                .await
+                .map_err(error::ApiError::from)?;
+        }
+        let applied_index = self.node.state.read().last_applied.map_or(0, |l| l.index);
+        Ok(pb::ReadInfo {
+            consistency: consistency as i32,
+            applied_index,
+            age_ms: self.node.state.apply_age_ms(),
+            node_id: self.node.id,
+        })
+    }
+}
+
+/// Serves every service on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    node: Arc<Node>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let api = Api { node: node.clone() };
+    let (reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(report_health(node.clone(), reporter));
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    // Server::tcp_nodelay only applies to listeners tonic binds itself; without it here,
+    // Nagle's algorithm and delayed ACKs add ~40ms to some replies.
+    let incoming = TcpIncoming::from_listener(listener, true, Some(Duration::from_secs(30)))
+        .map_err(|e| anyhow::anyhow!("listener: {e}"))?;
+    let peer = RaftInternalServer::new(PeerService { node: node.clone() })
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    Server::builder()
+        .timeout(node.config.request_timeout() + Duration::from_secs(1))
+        .concurrency_limit_per_connection(512)
+        .tcp_nodelay(true)
+        // Find dead clients (and let clients find a dead server) on idle streams such as Watch.
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(peer)
+        .add_service(ContractsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(SignalsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(GatesServer::new(api.clone()))
+        .add_service(OverridesServer::new(api.clone()))
+        .add_service(AdminServer::new(api))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    Ok(())
+}
+
+/// SERVING only while a leader is known and this node's apply has caught up with its log.
+async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::HealthReporter) {
+    let mut metrics = node.raft.metrics();
+    let mut shutdown = node.shutdown_signal();
+    let mut reported: Option<bool> = None;
+    loop {
+        let serving = {
+            let m = metrics.borrow();
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            let last = m.last_log_index.unwrap_or(0);
+            m.current_leader.is_some() && last.saturating_sub(applied) <= 64
+        };
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        if reported != Some(serving) {
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status("rampart.v1.Gates", status)
+                .await;
+            reported = Some(serving);
+        }
+        // Raft metrics change with every append: look at most every 50ms.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => {
+                reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                return;
+            }
+            () = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}

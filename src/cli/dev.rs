@@ -1,0 +1,120 @@
+//! `rampart dev`: a 3-node cluster on loopback in one process, data under ./rampart-data,
+//! initialised on first run with the example contract applied. Ctrl-C stops it cleanly; run
+//! again, it reuses the data.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::engine::Contract;
+use crate::node::NodeConfig;
+use crate::state::Command;
+
+/// The example contract applied on first start.
+pub const EXAMPLE_CONTRACT: &str = include_str!("../../examples/checkout-v2.yaml");
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Data directory of the local cluster.
+    #[arg(long, default_value = "rampart-data")]
+    pub data: PathBuf,
+    /// Port of node 1; nodes 2 and 3 take the next two.
+    #[arg(long, default_value_t = 7101)]
+    pub base_port: u16,
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let mut nodes = Vec::new();
+    let mut members = BTreeMap::new();
+    for i in 0..3u16 {
+        let id = u64::from(i) + 1;
+        let port = args
+            .base_port
+            .checked_add(i)
+            .context("--base-port too high")?;
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let config = NodeConfig::new(id, listen, args.data.join(format!("node{id}")));
+        members.insert(id, listen.to_string());
+        let running = crate::server::start(config).await.with_context(|| {
+            format!("starting node {id} on {listen} (is another rampart dev running?)")
+        })?;
+        nodes.push(running);
+    }
+    let first = nodes[0].node.clone();
+    first
+        .init(members)
+        .await
+        .context("initialising the cluster")?;
+    wait_for_leader(&first).await?;
+    let has_contract = !first.state.read().state.gates.is_empty();
+    if !has_contract {
+        let contract = Contract::from_yaml(EXAMPLE_CONTRACT).context("the example contract")?;
+        first
+            .write(Command::PutContract {
+                contract: Box::new(contract),
+            })
+            .await?;
+    }
+    let leader = first.leader().map(|(id, _)| id).unwrap_or_default();
+    println!(
+        "rampart dev: 3 nodes on loopback, data in {}",
+        args.data.display()
+    );
+    for n in &nodes {
+        println!(
+            "  node {}  {}{}",
+            n.node.id,
+            n.endpoint(),
+            if n.node.id == leader {
+                "  (leader)"
+            } else {
+                ""
+            }
+        );
+    }
+    let first_window = first
+        .state
+        .read()
+        .state
+        .gates
+        .values()
+        .next()
+        .map(|g| format!(", {}", crate::engine::signal::format_time(g.first_window)))
+        .unwrap_or_default();
+    println!();
+    println!("Try, in another terminal:");
+    println!("  rampart cluster status");
+    println!("  rampart gate list");
+    println!("  rampart contract get checkout-v2");
+    println!("  rampart gate evaluate checkout-v2 user-42 --cohort mobile");
+    println!("  rampart gate watch checkout-v2");
+    println!("  python3 ../shared/scenarios/gen.py regression-mobile > trace.jsonl");
+    println!("  rampart backtest --contract examples/checkout-v2.yaml --signals trace.jsonl");
+    println!("  rampart signal push -f FILE.jsonl   # live signals count from the gate's first full window{first_window}");
+    println!("  rampart override kill checkout-v2 --actor you --reason 'trying it out'");
+    println!("  rampart decisions checkout-v2");
+    println!("Ctrl-C stops the cluster; run `rampart dev` again to resume with the same data.");
+    super::shutdown_signal().await;
+    println!("stopping...");
+    for n in nodes {
+        n.stop().await?;
+    }
+    Ok(())
+}
+
+async fn wait_for_leader(node: &crate::node::Node) -> anyhow::Result<()> {
+    let mut metrics = node.raft.metrics();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        metrics.wait_for(|m| m.current_leader.is_some()),
+    )
+    .await
+    .context("no leader elected within 20s")?
+    .context("raft stopped")?;
+    node.read_barrier().await?;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The command line: `rampart serve`, `rampart dev`, and client commands for people
+//! (tables by default, `--json` for scripts). Async and IO live here, at the edge.
+
+mod backtest;
+mod client;
+mod dev;
+mod remote;
+mod serve;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// rampart: a replicated release-gate cluster.
+#[derive(Debug, Parser)]
+#[command(name = "rampart", version, about)]
+pub struct Cli {
+    /// The node to talk to (any node: writes are forwarded to the leader).
+    #[arg(
+        long,
+        global = true,
+        env = "RAMPART_ENDPOINT",
+        default_value = "http://127.0.0.1:7101"
+    )]
+    pub endpoint: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one node.
+    Serve(serve::ServeArgs),
+    /// Run a local 3-node cluster on loopback with data under ./rampart-data.
+    Dev(dev::DevArgs),
+    /// Contracts: apply, get, list, delete.
+    #[command(subcommand)]
+    Contract(remote::ContractCmd),
+    /// Signals: push a JSON-lines file.
+    #[command(subcommand)]
+    Signal(remote::SignalCmd),
+    /// Gates: get, list, watch, evaluate.
+    #[command(subcommand)]
+    Gate(remote::GateCmd),
+    /// The decision log of a gate, with evidence.
+    Decisions(remote::DecisionsArgs),
+    /// A human decision on a gate, with actor and reason.
+    Override(remote::OverrideArgs),
+    /// Cluster membership and status.
+    #[command(subcommand)]
+    Cluster(remote::ClusterCmd),
+    /// Replay a signal file against a contract and print the decisions it would make.
+    Backtest(backtest::BacktestArgs),
+    /// Exit 0 when the node at --endpoint reports SERVING on gRPC health (for healthchecks).
+    Health,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RAMPART_LOG").unwrap_or_else(|_| {
+        let default = match cli.command {
+            Command::Serve(_) | Command::Dev(_) => "info,openraft=error,sled=warn",
+            _ => "warn",
+        };
+        tracing_subscriber::EnvFilter::new(default)
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let out = table::Output { json: cli.json };
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Dev(args) => dev::run(args).await,
+        Command::Contract(cmd) => remote::contract(&cli.endpoint, out, cmd).await,
+        Command::Signal(cmd) => remote::signal(&cli.endpoint, out, cmd).await,
+        Command::Gate(cmd) => remote::gate(&cli.endpoint, out, cmd).await,
+        Command::Decisions(args) => remote::decisions(&cli.endpoint, out, args).await,
+        Command::Override(args) => remote::override_gate(&cli.endpoint, out, args).await,
+        Command::Cluster(cmd) => remote::cluster(&cli.endpoint, out, cmd).await,
+        Command::Backtest(args) => backtest::run(out, &args),
+        Command::Health => remote::health(&cli.endpoint).await,
+    }
+}
+
+/// Resolves when the process gets Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// A path argument that must exist.
+fn existing_file(path: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(path);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(format!("{path}: no such file"))
+    }
+}

@@ -1,0 +1,71 @@
+//! `rampart serve`: one node from a config file and/or flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::node::NodeConfig;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML file with the node's configuration (flags override it).
+    #[arg(long, value_parser = super::existing_file)]
+    pub config: Option<PathBuf>,
+    /// This node's id (a positive integer, unique in the cluster).
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Address to bind, e.g. 127.0.0.1:7101.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Address peers and clients reach this node at (default: --listen).
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Data directory.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// Builds the configuration: file first, then flags; validated.
+pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<NodeConfig>(&text).with_context(|| format!("in {}", path.display()))?
+        }
+        None => {
+            let id = args.id.context("--id is required (or --config)")?;
+            let listen = args.listen.context("--listen is required (or --config)")?;
+            let data = args
+                .data
+                .clone()
+                .context("--data is required (or --config)")?;
+            NodeConfig::new(id, listen, data)
+        }
+    };
+    if let Some(id) = args.id {
+        config.id = id;
+    }
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(data) = &args.data {
+        config.data.clone_from(data);
+    }
+    if args.advertise.is_some() {
+        config.advertise.clone_from(&args.advertise);
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config(&args)?;
+    let running = crate::server::start(config).await?;
+    tracing::info!(id = running.node.id, addr = %running.addr, "serving; initialise a new cluster with `rampart cluster init`");
+    super::shutdown_signal().await;
+    tracing::info!("stopping");
+    running.stop().await
+}

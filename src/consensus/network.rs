@@ -1,0 +1,182 @@
+//! openraft's network over tonic: one reused channel per peer, payloads in the store's
+//! versioned MessagePack encoding.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::TypeConfig;
+use crate::ids::NodeId;
+use crate::proto::internal::raft_internal_client::RaftInternalClient;
+use crate::proto::internal::Blob;
+use crate::store::codec::{decode, encode};
+
+/// Channels to peers, one per (node, address), created lazily and reused for every RPC.
+#[derive(Debug, Default)]
+pub struct Peers {
+    channels: Mutex<HashMap<NodeId, (String, Channel)>>,
+}
+
+impl Peers {
+    /// The channel to `id` at `addr` (a new one only when the address changed).
+    pub fn channel(&self, id: NodeId, addr: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((known, channel)) = channels.get(&id) {
+            if known == addr {
+                return Ok(channel.clone());
+            }
+        }
+        let channel = endpoint(addr)?.connect_lazy();
+        channels.insert(id, (addr.to_owned(), channel.clone()));
+        Ok(channel)
+    }
+
+    /// A client of the internal service of `id`.
+    pub fn client(
+        &self,
+        id: NodeId,
+        addr: &str,
+    ) -> Result<RaftInternalClient<Channel>, tonic::transport::Error> {
+        Ok(RaftInternalClient::new(self.channel(id, addr)?)
+            .max_decoding_message_size(64 * 1024 * 1024)
+            .max_encoding_message_size(64 * 1024 * 1024))
+    }
+}
+
+/// An endpoint with the timeouts rampart uses between nodes.
+pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(uri)?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_while_idle(true))
+}
+
+/// The factory openraft asks for a client per target.
+#[derive(Debug, Clone)]
+pub struct Network {
+    pub peers: Arc<Peers>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient {
+            target,
+            client: self
+                .peers
+                .client(target, &node.addr)
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// The network to one peer.
+pub struct PeerClient {
+    target: NodeId,
+    client: Result<RaftInternalClient<Channel>, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TransportError(String);
+
+type Rpc<T, E> = Result<T, RPCError<NodeId, BasicNode, E>>;
+
+impl PeerClient {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        kind: Kind,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Rpc<Resp, E>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let client = match &self.client {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                return Err(RPCError::Unreachable(Unreachable::new(&TransportError(
+                    e.clone(),
+                ))))
+            }
+        };
+        let data = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut request = tonic::Request::new(Blob { data });
+        request.set_timeout(option.hard_ttl());
+        let mut client = client;
+        let reply = match kind {
+            Kind::Vote => client.vote(request).await,
+            Kind::Append => client.append_entries(request).await,
+            Kind::Snapshot => client.install_snapshot(request).await,
+        };
+        let blob = reply.map_err(|status| match status.code() {
+            tonic::Code::Unavailable | tonic::Code::Unknown => RPCError::Unreachable(
+                Unreachable::new(&TransportError(status.message().to_owned())),
+            ),
+            _ => RPCError::Network(NetworkError::new(&TransportError(
+                status.message().to_owned(),
+            ))),
+        })?;
+        let result: Result<Resp, E> = decode(&blob.into_inner().data)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Vote,
+    Append,
+    Snapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Rpc<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        self.call(Kind::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Rpc<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        self.call(Kind::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Rpc<VoteResponse<NodeId>, RaftError<NodeId>> {
+        self.call(Kind::Vote, &rpc, &option).await
+    }
+}

@@ -1,0 +1,431 @@
+//! The contract language: what a gate's signals must look like for its rollout to go on.
+//!
+//! A contract is written in YAML (see `examples/checkout-v2.yaml`), parsed with unknown
+//! fields refused, then validated as a whole: every problem is reported with the path of the
+//! field (`metrics[1].stop.relative`) and the reason. A `Contract` value that exists has passed
+//! validation; the rest of the engine relies on that and does not check again.
+//!
+//! This module owns the data model and its validation. It never evaluates anything.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CohortName, GateKey, MetricName, Millis};
+
+/// One problem found in a contract: where, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// Path of the field, e.g. `metrics[0].kill.above`.
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+/// All the problems of a contract that failed to parse or validate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid contract: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ContractError(pub Vec<FieldError>);
+
+/// A duration written like `15m`, `2h`, `7d`; kept in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Span(pub Millis);
+
+impl TryFrom<String> for Span {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let parsed = humantime::parse_duration(text.trim())
+            .map_err(|e| format!("{text:?} is not a duration like 15m or 2h: {e}"))?;
+        let ms = i64::try_from(parsed.as_millis()).map_err(|_| format!("{text:?} is too long"))?;
+        Ok(Span(ms))
+    }
+}
+
+impl From<Span> for String {
+    fn from(span: Span) -> String {
+        let ms = u64::try_from(span.0).unwrap_or(0);
+        humantime::format_duration(std::time::Duration::from_millis(ms)).to_string()
+    }
+}
+
+/// A share written `15%` or as a fraction `0.15`; kept as a fraction.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
+#[serde(try_from = "FractionText", into = "f64")]
+pub struct Fraction(pub f64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FractionText {
+    Number(f64),
+    Text(String),
+}
+
+impl TryFrom<FractionText> for Fraction {
+    type Error = String;
+    fn try_from(raw: FractionText) -> Result<Self, String> {
+        match raw {
+            FractionText::Number(x) => Ok(Fraction(x)),
+            FractionText::Text(t) => {
+                let trimmed = t.trim();
+                let Some(number) = trimmed.strip_suffix('%') else {
+                    return Err(format!("{t:?} is not a share like 15% or 0.15"));
+                };
+                let pct: f64 = number
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("{t:?} is not a share like 15% or 0.15"))?;
+                Ok(Fraction(pct / 100.0))
+            }
+        }
+    }
+}
+
+impl From<Fraction> for f64 {
+    fn from(f: Fraction) -> f64 {
+        f.0
+    }
+}
+
+/// What the treatment shows and what everyone else gets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Variants {
+    pub treatment: String,
+    pub fallback: String,
+}
+
+/// Where a metric's baseline comes from. Written `baseline: control`,
+/// `baseline: { rolling: 2h }` or `baseline: { fixed: { metric: value, ... } }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case", try_from = "BaselineText")]
+pub enum Baseline {
+    /// The control arm of the same window.
+    #[default]
+    Control,
+    /// The control arm pooled over the earlier windows within this span.
+    Rolling(Span),
+    /// A fixed value per metric.
+    Fixed(std::collections::BTreeMap<MetricName, f64>),
+}
+
+/// The accepted spellings of a baseline: a name, or a one-key map (YAML's plain form, and
+/// the externally tagged form serde writes, so stored contracts read back).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum BaselineText {
+    Name(String),
+    Rolling {
+        rolling: Span,
+    },
+    Fixed {
+        fixed: std::collections::BTreeMap<MetricName, f64>,
+    },
+}
+
+impl TryFrom<BaselineText> for Baseline {
+    type Error = String;
+    fn try_from(text: BaselineText) -> Result<Self, String> {
+        match text {
+            BaselineText::Name(name) if name == "control" => Ok(Baseline::Control),
+            BaselineText::Name(name) => Err(format!(
+                "{name:?} is not a baseline: use control, {{ rolling: 2h }} or {{ fixed: {{...}} }}"
+            )),
+            BaselineText::Rolling { rolling } => Ok(Baseline::Rolling(rolling)),
+            BaselineText::Fixed { fixed } => Ok(Baseline::Fixed(fixed)),
+        }
+    }
+}
+
+/// Which statistical test judges a metric each window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TestKind {
+    /// Always-valid (mixture SPRT) tests: judging every window does not inflate errors.
+    #[default]
+    Sequential,
+    /// A fixed-horizon test on each window on its own.
+    Fixed,
+}
+
+/// Stages beyond this exposure wait for a human approval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    pub above: f64,
+}
+
+/// What unreliable evidence does to a gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnreliable {
+    #[default]
+    ManualReview,
+    Hold,
+}
+
+/// How a metric is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// events / trials.
+    Rate,
+    /// A mean from moments (n, sum, sum of squares).
+    Mean,
+    /// Single scored observations (value, optional classifier confidence and topics),
+    /// judged by their mean.
+    Observations,
+}
+
+/// Which direction is better for a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Better {
+    Lower,
+    Higher,
+}
+
+/// The thresholds of one zone (watch, stop or kill). Any one rule met puts the metric in
+/// the zone; `windows` says for how many consecutive windows it must hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneRule {
+    /// Worse than the baseline by at least this share of the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative: Option<Fraction>,
+    /// Worse than the baseline by at least this much, in the metric's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub absolute: Option<f64>,
+    /// Ceiling whatever the baseline (for `better: lower`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// Floor whatever the baseline (for `better: higher`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+    /// Consecutive windows the rule must hold before the zone applies.
+    #[serde(default = "one")]
+    pub windows: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// One metric of a contract.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricSpec {
+    pub name: MetricName,
+    pub kind: MetricKind,
+    pub better: Better,
+    /// A guardrail's ceiling is judged on the treatment alone.
+    #[serde(default)]
+    pub guardrail: bool,
+    /// Fewer samples than this in either arm of a window make the metric unreliable.
+    #[serde(default = "default_min_samples")]
+    pub min_samples: u64,
+    /// The newest signal older than this (at the window's end) makes the metric unreliable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_staleness: Option<Span>,
+    /// Observations scored with less confidence than this do not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<f64>,
+    /// A larger share of low-confidence observations than this makes the metric unreliable.
+    #[serde(default = "default_max_low_confidence")]
+    pub max_low_confidence_share: Fraction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<ZoneRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<ZoneRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill: Option<ZoneRule>,
+}
+
+fn default_min_samples() -> u64 {
+    100
+}
+
+fn default_max_low_confidence() -> Fraction {
+    Fraction(0.5)
+}
+
+/// What a zone does to the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZoneAction {
+    /// Stay at the stage longer.
+    Slow,
+    /// Keep the exposure until an operator resumes.
+    Hold,
+    /// Exposure to zero for the cohort, kill switch on.
+    Rollback,
+    /// Exposure to zero for every cohort of the gate, kill switch on.
+    RollbackGate,
+    /// Hand the gate to a human.
+    ManualReview,
+}
+
+/// Actions per zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Actions {
+    #[serde(default = "slow")]
+    pub watch: ZoneAction,
+    #[serde(default = "hold")]
+    pub stop: ZoneAction,
+    #[serde(default = "rollback")]
+    pub kill: ZoneAction,
+}
+
+fn slow() -> ZoneAction {
+    ZoneAction::Slow
+}
+fn hold() -> ZoneAction {
+    ZoneAction::Hold
+}
+fn rollback() -> ZoneAction {
+    ZoneAction::Rollback
+}
+
+impl Default for Actions {
+    fn default() -> Self {
+        Self {
+            watch: slow(),
+            stop: hold(),
+            kill: rollback(),
+        }
+    }
+}
+
+/// Severe complaint topics and the zone their first appearance puts the gate in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topics {
+    #[serde(default)]
+    pub severe: Vec<String>,
+    /// Zone a severe topic seen in the treatment (and not in control) triggers.
+    #[serde(default = "stop_zone")]
+    pub on_new_severe: TopicZone,
+    /// How many treatment observations must mention a severe topic in a window.
+    #[serde(default = "one_u64")]
+    pub min_mentions: u64,
+}
+
+fn one_u64() -> u64 {
+    1
+}
+
+/// The zone a severe topic puts a gate in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicZone {
+    Watch,
+    Stop,
+    Kill,
+}
+
+fn stop_zone() -> TopicZone {
+    TopicZone::Stop
+}
+
+/// A gate's contract as written, and — once `validate`d — as stored and judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    pub gate: GateKey,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub owner: String,
+    pub variants: Variants,
+    /// Exposure stages in percent; strictly increasing; ends at 100.
+    pub ladder: Vec<f64>,
+    pub stage_min_duration: Span,
+    pub window: Span,
+    #[serde(default = "zero_span")]
+    pub grace: Span,
+    /// Cohorts evaluated and ramped on their own; none means one cohort, `all`.
+    #[serde(default)]
+    pub cohorts: Vec<CohortName>,
+    #[serde(default)]
+    pub baseline: Baseline,
+    #[serde(default)]
+    pub test: TestKind,
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+    #[serde(default)]
+    pub on_unreliable: OnUnreliable,
+    /// Largest tolerated deviation of the treatment share of samples from its expected
+    /// share before the arms count as mismatched (sample-ratio mismatch), as a p-value floor.
+    #[serde(default = "default_srm_alpha")]
+    pub srm_alpha: f64,
+    /// Expected share of samples in the treatment arm (for sample-ratio mismatch).
+    #[serde(default = "half")]
+    pub treatment_share: f64,
+    pub metrics: Vec<MetricSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<Topics>,
+    #[serde(default)]
+    pub actions: Actions,
+}
+
+fn zero_span() -> Span {
+    Span(0)
+}
+fn default_alpha() -> f64 {
+    0.05
+}
+fn default_srm_alpha() -> f64 {
+    0.001
+}
+fn half() -> f64 {
+    0.5
+}
+
+impl Contract {
+    /// Parses YAML (unknown fields refused) and validates the result.
+    pub fn from_yaml(text: &str) -> Result<Contract, ContractError> {
+        let contract: Contract = serde_yaml::from_str(text).map_err(|e| {
+            let field = e
+                .location()
+                .map(|l| format!("line {} column {}", l.line(), l.column()))
+                .unwrap_or_else(|| "contract".to_owned());
+            ContractError(vec![FieldError {
+                field,
+                reason: e.to_string(),
+            }])
+        })?;
+        contract.validate()?;
+        Ok(contract)
+    }
+
+    /// The cohorts judged on their own (`all` when the contract names none).
+    pub fn cohort_names(&self) -> Vec<CohortName> {
+        if self.cohorts.is_empty() {
+            vec![CohortName::default_cohort()]
+        } else {
+            self.cohorts.clone()
+        }
+    }
+
+    /// The metric with this name.
+    pub fn metric(&self, name: &MetricName) -> Option<&MetricSpec> {
+        self.metrics.iter().find(|m| &m.name == name)
+    }
+
+    /// Start of the window holding `at` (windows are aligned to the epoch).
+    pub fn window_start(&self, at: Millis) -> Millis {
+        at.div_euclid(self.window.0) * self.window.0
+    }
+}
+
+#[cfg(test)]
+#[path = "contract_tests.rs"]
+mod tests;

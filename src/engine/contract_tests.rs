@@ -1,0 +1,95 @@
+use super::*;
+
+pub(crate) const EXAMPLE: &str = include_str!("../../examples/checkout-v2.yaml");
+
+#[test]
+fn example_contract_parses_and_validates() {
+    let c = Contract::from_yaml(EXAMPLE).expect("example is valid");
+    assert_eq!(c.gate.as_str(), "checkout-v2");
+    assert_eq!(c.window, Span(15 * 60 * 1000));
+    assert_eq!(c.ladder.last(), Some(&100.0));
+    assert_eq!(c.cohort_names().len(), 2);
+    let neg = c
+        .metric(&MetricName::try_from("negative_review_rate").unwrap())
+        .unwrap();
+    assert!((neg.stop.as_ref().unwrap().relative.unwrap().0 - 0.15).abs() < 1e-12);
+}
+
+fn errors_of(yaml: &str) -> Vec<FieldError> {
+    Contract::from_yaml(yaml).expect_err("should be refused").0
+}
+
+#[test]
+fn unknown_field_is_refused_with_its_name() {
+    let yaml = EXAMPLE.replace("owner: payments", "owner: payments\nownr: typo");
+    let errs = errors_of(&yaml);
+    assert!(errs[0].reason.contains("ownr"), "{errs:?}");
+}
+
+#[test]
+fn non_increasing_ladder_names_the_stage() {
+    let yaml = EXAMPLE.replace("[1, 5, 10, 25, 50, 100]", "[1, 5, 5, 100]");
+    let errs = errors_of(&yaml);
+    assert!(errs.iter().any(|e| e.field == "ladder[2]"), "{errs:?}");
+}
+
+#[test]
+fn grace_longer_than_window_is_refused() {
+    let yaml = EXAMPLE.replace("grace: 2m", "grace: 20m");
+    assert!(errors_of(&yaml).iter().any(|e| e.field == "grace"));
+}
+
+#[test]
+fn ceiling_on_a_higher_is_better_metric_is_refused() {
+    let yaml = EXAMPLE.replace("stop: { absolute: 0.2 }", "stop: { above: 4.5 }");
+    let errs = errors_of(&yaml);
+    assert!(
+        errs.iter().any(|e| e.field == "metrics[1].stop.above"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn contract_round_trips_through_serde() {
+    for baseline in [
+        "baseline: control",
+        "baseline: { rolling: 2h }",
+        "baseline: { fixed: { negative_review_rate: 0.08, csat: 4.1, checkout_error_rate: 0.004, review_sentiment: 0.2 } }",
+    ] {
+        let c = Contract::from_yaml(&EXAMPLE.replace("baseline: control", baseline)).unwrap();
+        let json = serde_json::to_string(&c).unwrap();
+        let back: Contract = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, c, "{baseline}");
+    }
+}
+
+#[test]
+fn fixed_rate_baseline_out_of_range_and_unknown_baseline_are_refused() {
+    let yaml = EXAMPLE.replace(
+        "baseline: control",
+        "baseline: { fixed: { negative_review_rate: 1.5, csat: 4.1, checkout_error_rate: 0.004, review_sentiment: 0.2 } }",
+    );
+    let errs = errors_of(&yaml);
+    assert!(
+        errs.iter()
+            .any(|e| e.field == "baseline.fixed.negative_review_rate"),
+        "{errs:?}"
+    );
+    assert!(!errors_of(&EXAMPLE.replace("baseline: control", "baseline: yesterday")).is_empty());
+}
+
+#[test]
+fn approval_at_the_top_is_refused() {
+    let yaml = EXAMPLE.replace("approval: { above: 50 }", "approval: { above: 100 }");
+    assert!(errors_of(&yaml).iter().any(|e| e.field == "approval.above"));
+}
+
+#[test]
+fn kill_less_severe_than_stop_is_refused() {
+    let yaml = EXAMPLE.replace("kill:  { relative: 30% }", "kill:  { relative: 5% }");
+    let errs = errors_of(&yaml);
+    assert!(
+        errs.iter().any(|e| e.field == "metrics[0].kill.relative"),
+        "{errs:?}"
+    );
+}

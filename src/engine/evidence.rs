@@ -1,0 +1,115 @@
+//! Evidence: what the engine saw for each metric of a window, and the verdict it reached.
+//!
+//! Evidence is data, stored with every decision and shown to people. It must be enough to
+//! answer "why is this gate at 25% and not 50%?" without rerunning anything.
+
+use serde::{Deserialize, Serialize};
+
+use super::window::Window;
+use crate::ids::{CohortName, MetricName};
+
+/// Where a metric stands in a window. Ordered from best to worst reliable zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Zone {
+    Healthy,
+    Watch,
+    Stop,
+    Kill,
+    /// The evidence cannot be trusted this window (too few samples, stale, low confidence,
+    /// sample-ratio mismatch).
+    Unreliable,
+}
+
+impl Zone {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Zone::Healthy => "healthy",
+            Zone::Watch => "watch",
+            Zone::Stop => "stop",
+            Zone::Kill => "kill",
+            Zone::Unreliable => "unreliable",
+        }
+    }
+}
+
+/// The evidence for one metric of one cohort in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricEvidence {
+    pub metric: MetricName,
+    pub cohort: CohortName,
+    pub window: Window,
+    /// Treatment value (rate or mean) this window.
+    pub treatment: Option<f64>,
+    /// Control value this window.
+    pub control: Option<f64>,
+    /// The value the treatment is judged against.
+    pub baseline: Option<f64>,
+    /// Where the baseline came from: `control`, `rolling 7d`, `fixed`.
+    pub baseline_source: String,
+    /// treatment − baseline, and its confidence interval.
+    pub delta: Option<f64>,
+    pub delta_interval: Option<(f64, f64)>,
+    /// (treatment − baseline) / baseline, and its confidence interval.
+    pub relative: Option<f64>,
+    pub relative_interval: Option<(f64, f64)>,
+    /// Fixed-horizon p-value, when that test was used.
+    pub p_value: Option<f64>,
+    /// Always-valid e-value (mixture likelihood ratio), when the sequential test was used.
+    pub e_value: Option<f64>,
+    pub samples_treatment: u64,
+    pub samples_control: u64,
+    pub zone: Zone,
+    /// Consecutive windows the metric has been in this zone.
+    pub streak: u32,
+    /// Why the metric is unreliable, when it is.
+    pub unreliable_reason: Option<String>,
+    /// One line a person understands.
+    pub summary: String,
+    /// Windows pooled into `treatment`/`control`/`delta` (the sequential test accumulates
+    /// since the gate began; the fixed test uses this window alone).
+    #[serde(default)]
+    pub span_windows: u32,
+    /// The test that judged the difference: `msprt`, `two-proportion z`, `welch t`, ...
+    #[serde(default)]
+    pub test: String,
+    /// Significance level for this metric (the contract's alpha split across its metrics).
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Treatment and control values of this window alone.
+    #[serde(default)]
+    pub window_treatment: Option<f64>,
+    #[serde(default)]
+    pub window_control: Option<f64>,
+    #[serde(default)]
+    pub window_samples_treatment: u64,
+    #[serde(default)]
+    pub window_samples_control: u64,
+    /// Interval of this window's treatment value (what ceilings and floors are judged on).
+    #[serde(default)]
+    pub treatment_interval: Option<(f64, f64)>,
+    /// p-value of "the treatment is on the bad side of its ceiling/floor", when one is set.
+    #[serde(default)]
+    pub ceiling_p_value: Option<f64>,
+    /// Sample-ratio-mismatch p-value of this window's arm sizes.
+    #[serde(default)]
+    pub srm_p_value: Option<f64>,
+    /// Share of this window's observations under the confidence floor.
+    #[serde(default)]
+    pub low_confidence_share: Option<f64>,
+}
+
+/// A severe complaint topic seen in the treatment and not in control.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicEvidence {
+    pub topic: String,
+    /// The observation metric that carried it.
+    pub metric: MetricName,
+    pub cohort: CohortName,
+    pub window: Window,
+    pub treatment_mentions: u64,
+    pub control_mentions: u64,
+    /// The zone it put the cohort in (`on_new_severe`), or healthy when already acted upon.
+    pub zone: Zone,
+    pub summary: String,
+}

@@ -1,0 +1,403 @@
+//! Signals: one measurement for (gate, metric, cohort, arm, event time).
+//!
+//! This module owns the signal's shape and the checks that need nothing but the signal
+//! itself (finite, non-negative, consistent values; sane sizes). Checks against a contract
+//! (known metric, matching kind, open window) belong to the state machine, which has the
+//! contract. Nothing here does IO.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CohortName, GateKey, MetricName, Millis};
+
+/// Which side of the experiment a signal was measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    Treatment,
+    Control,
+}
+
+impl Arm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::Treatment => "treatment",
+            Arm::Control => "control",
+        }
+    }
+}
+
+/// What was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measurement {
+    /// `events` out of `trials`.
+    Rate { events: u64, trials: u64 },
+    /// `n` values summarised by their sum and sum of squares.
+    Moments { n: u64, sum: f64, sum_sq: f64 },
+    /// One scored observation, e.g. a review's sentiment from a classifier.
+    Observation {
+        value: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confidence: Option<f64>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        topics: Vec<String>,
+    },
+}
+
+impl Measurement {
+    /// A short name of the shape, for error messages.
+    pub fn shape(&self) -> &'static str {
+        match self {
+            Measurement::Rate { .. } => "rate (events/trials)",
+            Measurement::Moments { .. } => "moments (n/sum/sum_sq)",
+            Measurement::Observation { .. } => "observation (value)",
+        }
+    }
+}
+
+/// One signal as the system stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    pub gate: GateKey,
+    pub metric: MetricName,
+    pub cohort: CohortName,
+    pub arm: Arm,
+    /// Event time, milliseconds since the epoch.
+    pub at: Millis,
+    pub measurement: Measurement,
+}
+
+/// Why one signal was refused: the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct SignalError {
+    pub field: String,
+    pub reason: String,
+}
+
+impl SignalError {
+    pub fn new(field: &str, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Largest count accepted in one signal (trials, n): beyond this a value is a bug upstream.
+pub const MAX_COUNT: u64 = 1_000_000_000_000;
+/// Largest magnitude of a value or sum.
+pub const MAX_MAGNITUDE: f64 = 1e15;
+/// Most topics one observation may carry.
+pub const MAX_TOPICS: usize = 32;
+/// Longest topic.
+pub const MAX_TOPIC_LEN: usize = 64;
+
+fn finite(field: &str, value: f64) -> Result<(), SignalError> {
+    if !value.is_finite() {
+        return Err(SignalError::new(
+            field,
+            format!("{value} is not a finite number"),
+        ));
+    }
+    if value.abs() > MAX_MAGNITUDE {
+        return Err(SignalError::new(
+            field,
+            format!("{value} is larger than {MAX_MAGNITUDE:e} in magnitude"),
+        ));
+    }
+    Ok(())
+}
+
+fn count(field: &str, value: u64) -> Result<(), SignalError> {
+    if value > MAX_COUNT {
+        return Err(SignalError::new(
+            field,
+            format!("{value} is larger than {MAX_COUNT}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Measurement {
+    /// Checks the values on their own: finite, in range, consistent.
+    pub fn validate(&self) -> Result<(), SignalError> {
+        match self {
+            Measurement::Rate { events, trials } => {
+                count("trials", *trials)?;
+                if *trials == 0 {
+                    return Err(SignalError::new("trials", "must be at least 1"));
+                }
+                if events > trials {
+                    return Err(SignalError::new(
+                        "events",
+                        format!("{events} is more than trials ({trials})"),
+                    ));
+                }
+            }
+            Measurement::Moments { n, sum, sum_sq } => {
+                count("n", *n)?;
+                if *n == 0 {
+                    return Err(SignalError::new("n", "must be at least 1"));
+                }
+                finite("sum", *sum)?;
+                finite("sum_sq", *sum_sq)?;
+                if *sum_sq < 0.0 {
+                    return Err(SignalError::new("sum_sq", format!("{sum_sq} is negative")));
+                }
+                // Cauchy-Schwarz: sum^2 <= n * sum_sq, up to rounding.
+                #[allow(clippy::cast_precision_loss)]
+                let nf = *n as f64;
+                if sum * sum > nf * sum_sq * (1.0 + 1e-9) + 1e-9 {
+                    return Err(SignalError::new(
+                        "sum_sq",
+                        format!("{sum_sq} is too small for n={n} and sum={sum} (sum^2 must be <= n*sum_sq)"),
+                    ));
+                }
+            }
+            Measurement::Observation {
+                value,
+                confidence,
+                topics,
+            } => {
+                finite("value", *value)?;
+                if let Some(c) = confidence {
+                    if !c.is_finite() || !(0.0..=1.0).contains(c) {
+                        return Err(SignalError::new(
+                            "confidence",
+                            format!("{c} is not in [0, 1]"),
+                        ));
+                    }
+                }
+                if topics.len() > MAX_TOPICS {
+                    return Err(SignalError::new(
+                        "topics",
+                        format!("{} topics; at most {MAX_TOPICS}", topics.len()),
+                    ));
+                }
+                for (i, t) in topics.iter().enumerate() {
+                    if t.trim().is_empty() || t.len() > MAX_TOPIC_LEN {
+                        return Err(SignalError::new(
+                            &format!("topics[{i}]"),
+                            format!("must be 1 to {MAX_TOPIC_LEN} bytes"),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line of a signal file (DESIGN.md, "Signal files"): flat JSON, shape told by its fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalLine {
+    pub gate: String,
+    pub metric: String,
+    #[serde(default)]
+    pub cohort: Option<String>,
+    pub arm: String,
+    /// RFC 3339 time, e.g. `2026-11-21T10:03:00Z`.
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trials: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum_sq: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+}
+
+/// Parses an RFC 3339 timestamp into epoch milliseconds.
+pub fn parse_time(field: &str, text: &str) -> Result<Millis, SignalError> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| SignalError::new(field, format!("{text:?} is not an RFC 3339 time: {e}")))
+}
+
+/// Formats epoch milliseconds as RFC 3339 (UTC).
+pub fn format_time(at: Millis) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| at.to_string())
+}
+
+/// A signal's identifiers from text, each error naming its field; no cohort means `all`.
+pub fn parse_ids(
+    gate: &str,
+    metric: &str,
+    cohort: Option<&str>,
+) -> Result<(GateKey, MetricName, CohortName), SignalError> {
+    let gate = GateKey::try_from(gate).map_err(|e| SignalError::new("gate", e.0))?;
+    let metric = MetricName::try_from(metric).map_err(|e| SignalError::new("metric", e.0))?;
+    let cohort = match cohort {
+        Some(c) => CohortName::try_from(c).map_err(|e| SignalError::new("cohort", e.0))?,
+        None => CohortName::default_cohort(),
+    };
+    Ok((gate, metric, cohort))
+}
+
+/// Parses an arm name.
+pub fn parse_arm(text: &str) -> Result<Arm, SignalError> {
+    match text {
+        "treatment" => Ok(Arm::Treatment),
+        "control" => Ok(Arm::Control),
+        other => Err(SignalError::new(
+            "arm",
+            format!("{other:?} is neither treatment nor control"),
+        )),
+    }
+}
+
+impl SignalLine {
+    /// Turns a flat line into a checked signal.
+    pub fn into_signal(self) -> Result<Signal, SignalError> {
+        let (gate, metric, cohort) = parse_ids(&self.gate, &self.metric, self.cohort.as_deref())?;
+        let arm = parse_arm(&self.arm)?;
+        let at = parse_time("at", &self.at)?;
+        let measurement = match (self.events, self.trials, self.n, self.value) {
+            (Some(events), Some(trials), None, None) => Measurement::Rate { events, trials },
+            (None, None, Some(n), None) => Measurement::Moments {
+                n,
+                sum: self
+                    .sum
+                    .ok_or_else(|| SignalError::new("sum", "is required with n"))?,
+                sum_sq: self
+                    .sum_sq
+                    .ok_or_else(|| SignalError::new("sum_sq", "is required with n"))?,
+            },
+            (None, None, None, Some(value)) => Measurement::Observation {
+                value,
+                confidence: self.confidence,
+                topics: self.topics,
+            },
+            _ => {
+                return Err(SignalError::new(
+                    "measurement",
+                    "give exactly one of: events+trials, n+sum+sum_sq, or value",
+                ))
+            }
+        };
+        measurement.validate()?;
+        Ok(Signal {
+            gate,
+            metric,
+            cohort,
+            arm,
+            at,
+            measurement,
+        })
+    }
+
+    /// The flat line of a signal (for files and the CLI).
+    pub fn from_signal(signal: &Signal) -> SignalLine {
+        let mut line = SignalLine {
+            gate: signal.gate.to_string(),
+            metric: signal.metric.to_string(),
+            cohort: Some(signal.cohort.to_string()),
+            arm: signal.arm.as_str().to_owned(),
+            at: format_time(signal.at),
+            ..SignalLine::default()
+        };
+        match &signal.measurement {
+            Measurement::Rate { events, trials } => {
+                line.events = Some(*events);
+                line.trials = Some(*trials);
+            }
+            Measurement::Moments { n, sum, sum_sq } => {
+                line.n = Some(*n);
+                line.sum = Some(*sum);
+                line.sum_sq = Some(*sum_sq);
+            }
+            Measurement::Observation {
+                value,
+                confidence,
+                topics,
+            } => {
+                line.value = Some(*value);
+                line.confidence = *confidence;
+                line.topics.clone_from(topics);
+            }
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(json: &str) -> Result<Signal, SignalError> {
+        serde_json::from_str::<SignalLine>(json)
+            .unwrap()
+            .into_signal()
+    }
+
+    #[test]
+    fn design_examples_parse() {
+        let s = line(r#"{"gate":"checkout-v2","metric":"negative_review_rate","cohort":"mobile","arm":"treatment","at":"2026-11-21T10:03:00Z","events":12,"trials":340}"#).unwrap();
+        assert_eq!(
+            s.measurement,
+            Measurement::Rate {
+                events: 12,
+                trials: 340
+            }
+        );
+        let s = line(r#"{"gate":"checkout-v2","metric":"review_sentiment","cohort":"mobile","arm":"treatment","at":"2026-11-21T10:03:10Z","value":-0.6,"confidence":0.91,"topics":["confusing"]}"#).unwrap();
+        assert!(matches!(s.measurement, Measurement::Observation { .. }));
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let base = r#""gate":"g","metric":"m","arm":"control","at":"2026-11-21T10:03:00Z""#;
+        assert_eq!(
+            line(&format!("{{{base},\"events\":5,\"trials\":3}}"))
+                .unwrap_err()
+                .field,
+            "events"
+        );
+        assert_eq!(
+            line(&format!("{{{base},\"n\":3,\"sum\":1e300,\"sum_sq\":1}}"))
+                .unwrap_err()
+                .field,
+            "sum"
+        );
+        assert_eq!(
+            line(&format!("{{{base},\"value\":0.1,\"confidence\":1.5}}"))
+                .unwrap_err()
+                .field,
+            "confidence"
+        );
+        assert_eq!(
+            line(&format!("{{{base},\"n\":4,\"sum\":10,\"sum_sq\":1}}"))
+                .unwrap_err()
+                .field,
+            "sum_sq"
+        );
+        let bad_at = r#"{"gate":"g","metric":"m","arm":"control","at":"yesterday","value":1}"#;
+        assert_eq!(line(bad_at).unwrap_err().field, "at");
+        let bad_arm =
+            r#"{"gate":"g","metric":"m","arm":"both","at":"2026-11-21T10:03:00Z","value":1}"#;
+        assert_eq!(line(bad_arm).unwrap_err().field, "arm");
+    }
+
+    #[test]
+    fn nan_is_refused() {
+        let m = Measurement::Observation {
+            value: f64::NAN,
+            confidence: None,
+            topics: vec![],
+        };
+        assert_eq!(m.validate().unwrap_err().field, "value");
+    }
+}

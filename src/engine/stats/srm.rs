@@ -1,0 +1,34 @@
+//! Sample-ratio mismatch: are the arms' sample sizes in the ratio the split promised?
+//!
+//! Pearson's chi-square goodness-of-fit test with one degree of freedom on the two arms'
+//! counts against the expected treatment share. A tiny p-value means the assignment or the
+//! logging is broken, so any comparison of the arms is untrustworthy.
+//! Reference: `scipy.stats.chisquare([nt, nc], f_exp=[N·s, N·(1 − s)])`.
+
+use super::{finite, normal_two_sided};
+
+/// Chi-square statistic and p-value of a sample-ratio test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SrmResult {
+    pub chi2: f64,
+    pub p_value: f64,
+}
+
+/// Tests `treatment` and `control` counts against an expected treatment share in (0, 1).
+#[allow(clippy::cast_precision_loss)] // counts are capped at 1e12 by signal validation
+pub fn chi_square(treatment: u64, control: u64, treatment_share: f64) -> Option<SrmResult> {
+    let total = (treatment + control) as f64;
+    if !(total > 0.0 && treatment_share > 0.0 && treatment_share < 1.0) {
+        return None;
+    }
+    let exp_t = total * treatment_share;
+    let exp_c = total - exp_t;
+    let dt = treatment as f64 - exp_t;
+    let dc = control as f64 - exp_c;
+    let chi2 = finite(dt * dt / exp_t + dc * dc / exp_c)?;
+    // With one degree of freedom, chi² = Z², so P(χ²₁ > x) = P(|Z| > √x).
+    Some(SrmResult {
+        chi2,
+        p_value: normal_two_sided(chi2.sqrt()),
+    })
+}

@@ -1,0 +1,29 @@
+//! rampart: a replicated release-gate cluster.
+//!
+//! # Layout
+//!
+//! - [`ids`]: the domain's identifiers (gate, cohort, metric), validated once.
+//! - [`engine`]: pure statistics, policy and backtesting. No IO, no clock, no async
+//!   (see `docs/engine.md`).
+//! - [`state`]: the replicated state machine (gates, windows, decisions), deterministic.
+//! - [`store`]: the Raft log and state machine storage on sled; the only module touching disk.
+//! - [`consensus`]: openraft's types and its network over tonic.
+//! - [`node`]: a running node: replicated writes and linearizable reads from any node,
+//!   membership, the leader's evaluator.
+//! - [`api`]: the gRPC edge (`rampart.v1`), errors mapped to statuses in one place.
+//! - [`server`]: a node bound to a listener, started and stopped the same way everywhere.
+//! - [`cli`]: the `rampart` command line.
+
+// tonic's handler signatures return `Result<_, tonic::Status>`; Status is large by design.
+#![allow(clippy::result_large_err)]
+
+pub mod api;
+pub mod cli;
+pub mod consensus;
+pub mod engine;
+pub mod ids;
+pub mod node;
+pub mod proto;
+pub mod server;
+pub mod state;
+pub mod store;

@@ -1,0 +1,190 @@
+//! A node's configuration: data, then validated. Defaults live here and only here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::NodeId;
+
+/// Everything a node needs to run. Read from a TOML/YAML file or flags, then `validate`d.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's Raft id (non-zero).
+    pub id: NodeId,
+    /// Address the gRPC server binds (public API and node-to-node service).
+    pub listen: SocketAddr,
+    /// Address other nodes and clients reach this node at; defaults to `listen`.
+    #[serde(default)]
+    pub advertise: Option<String>,
+    /// Data directory (Raft log, snapshots).
+    pub data: PathBuf,
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    #[serde(default = "default_election_min_ms")]
+    pub election_timeout_min_ms: u64,
+    #[serde(default = "default_election_max_ms")]
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    #[serde(default = "default_snapshot_every")]
+    pub snapshot_every: u64,
+    /// How often the leader's evaluator looks for closed windows.
+    #[serde(default = "default_evaluate_ms")]
+    pub evaluate_every_ms: u64,
+    /// Longest time a request may take before it fails with DEADLINE_EXCEEDED.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Most signals in one ingest batch.
+    #[serde(default = "default_max_batch")]
+    pub max_batch_signals: usize,
+}
+
+fn default_heartbeat_ms() -> u64 {
+    100
+}
+fn default_election_min_ms() -> u64 {
+    500
+}
+fn default_election_max_ms() -> u64 {
+    1000
+}
+fn default_snapshot_every() -> u64 {
+    20_000
+}
+fn default_evaluate_ms() -> u64 {
+    250
+}
+fn default_request_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_batch() -> usize {
+    5000
+}
+
+/// A configuration that cannot run, with the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("config {field}: {reason}")]
+pub struct ConfigError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl NodeConfig {
+    /// A configuration with every default, for `id` listening on `listen` with data in `data`.
+    pub fn new(id: NodeId, listen: SocketAddr, data: PathBuf) -> Self {
+        Self {
+            id,
+            listen,
+            advertise: None,
+            data,
+            heartbeat_ms: default_heartbeat_ms(),
+            election_timeout_min_ms: default_election_min_ms(),
+            election_timeout_max_ms: default_election_max_ms(),
+            snapshot_every: default_snapshot_every(),
+            evaluate_every_ms: default_evaluate_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            max_batch_signals: default_max_batch(),
+        }
+    }
+
+    /// The address peers and clients use.
+    pub fn advertised(&self) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Cross-field checks.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |field, reason: &str| {
+            Err(ConfigError {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.id == 0 {
+            return fail("id", "must be a positive integer");
+        }
+        if self.heartbeat_ms == 0 {
+            return fail("heartbeat_ms", "must be positive");
+        }
+        if self.election_timeout_min_ms <= self.heartbeat_ms * 2 {
+            return fail(
+                "election_timeout_min_ms",
+                "must be more than twice heartbeat_ms",
+            );
+        }
+        if self.election_timeout_max_ms <= self.election_timeout_min_ms {
+            return fail(
+                "election_timeout_max_ms",
+                "must be more than election_timeout_min_ms",
+            );
+        }
+        if self.snapshot_every < 10 {
+            return fail("snapshot_every", "must be at least 10");
+        }
+        if self.evaluate_every_ms == 0 || self.request_timeout_ms == 0 {
+            return fail("evaluate_every_ms", "intervals must be positive");
+        }
+        if self.max_batch_signals == 0 || self.max_batch_signals > 10_000 {
+            return fail(
+                "max_batch_signals",
+                "must be between 1 and 10000 (a batch is one log entry)",
+            );
+        }
+        if self.data.as_os_str().is_empty() {
+            return fail("data", "must name a directory");
+        }
+        Ok(())
+    }
+
+    /// openraft's configuration derived from this one.
+    pub fn raft_config(&self) -> Result<openraft::Config, ConfigError> {
+        let config = openraft::Config {
+            cluster_name: "rampart".to_owned(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_timeout_min_ms,
+            election_timeout_max: self.election_timeout_max_ms,
+            install_snapshot_timeout: 10_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            // Logs kept behind a snapshot, for followers a little behind; fewer when snapshots are frequent.
+            max_in_snapshot_log_to_keep: self.snapshot_every.min(500),
+            max_payload_entries: 256,
+            ..Default::default()
+        };
+        config.validate().map_err(|e| ConfigError {
+            field: "raft",
+            reason: e.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_names_the_field() {
+        let mut c = NodeConfig::new(1, "127.0.0.1:0".parse().unwrap(), "d".into());
+        assert!(c.validate().is_ok());
+        c.election_timeout_min_ms = 150;
+        assert_eq!(c.validate().unwrap_err().field, "election_timeout_min_ms");
+        c = NodeConfig::new(0, "127.0.0.1:0".parse().unwrap(), "d".into());
+        assert_eq!(c.validate().unwrap_err().field, "id");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let text = "id = 1\nlisten = \"127.0.0.1:7001\"\ndata = \"d\"\nheartbeat = 5\n";
+        assert!(toml::from_str::<NodeConfig>(text)
+            .unwrap_err()
+            .to_string()
+            .contains("heartbeat"));
+    }
+}

@@ -1,0 +1,408 @@
+//! A rampart node: Raft, its storage and the leader's evaluator, and the two operations every
+//! API call reduces to — a replicated write and a linearizable read barrier — each of which
+//! works on any node (followers forward to the leader).
+//!
+//! The node owns the async runtime's side of consensus. It never interprets commands (that is
+//! `crate::state`) and never speaks the public protobuf API (that is `crate::api`).
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod evaluator;
+mod group_commit;
+pub mod peer_service;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{CheckIsLeaderError, ClientWriteError, ForwardToLeader, RaftError};
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+
+use crate::consensus::network::{Network, Peers};
+use crate::consensus::Raft;
+use crate::ids::{Millis, NodeId};
+use crate::proto::internal::{Blob, Empty};
+use crate::state::{Command, Response};
+use crate::store::codec::{decode, encode};
+use crate::store::{StateHandle, MAX_ENTRY_BYTES};
+
+/// A committed write: what the state machine answered and the log index it went in at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Written {
+    pub response: Response,
+    pub log_index: u64,
+}
+
+/// What a forwarded write returns to the follower that forwarded it.
+pub type ForwardResult = Result<Written, NodeError>;
+
+/// A running node.
+pub struct Node {
+    pub id: NodeId,
+    pub config: NodeConfig,
+    pub raft: Raft,
+    pub state: Arc<StateHandle>,
+    pub peers: Arc<Peers>,
+    last_stamp: AtomicI64,
+    shutdown: watch::Sender<bool>,
+    ingest_queue: tokio::sync::mpsc::Sender<group_commit::Pending>,
+}
+
+/// Wall clock in epoch milliseconds.
+pub fn wall_clock_ms() -> Millis {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Node {
+    /// Opens the storage under `config.data`, starts Raft and the evaluator.
+    pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
+        config.validate()?;
+        let raft_config = Arc::new(config.raft_config()?);
+        let (log, sm) = crate::store::open(&config.data)?;
+        let state = sm.handle();
+        let peers = Arc::new(Peers::default());
+        let network = Network {
+            peers: peers.clone(),
+        };
+        let raft = Raft::new(config.id, raft_config, network, log, sm).await?;
+        let (ingest_queue, ingest_rx) = tokio::sync::mpsc::channel(4096);
+        let node = Arc::new(Node {
+            id: config.id,
+            config,
+            raft,
+            state,
+            peers,
+            last_stamp: AtomicI64::new(0),
+            shutdown: watch::channel(false).0,
+            ingest_queue,
+        });
+        tokio::spawn(evaluator::run(node.clone(), node.shutdown.subscribe()));
+        tokio::spawn(group_commit::run(node.clone(), ingest_rx));
+        Ok(node)
+    }
+
+    /// Stops the evaluator and Raft.
+    pub async fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+    }
+
+    /// A receiver that turns true when the node shuts down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// The proposal time of a new entry: the wall clock, never below an earlier stamp.
+    fn stamp(&self) -> Millis {
+        let wall = wall_clock_ms();
+        self.last_stamp.fetch_max(wall, Ordering::SeqCst).max(wall)
+    }
+
+    /// The leader as this node knows it: id and address.
+    pub fn leader(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let id = metrics.current_leader?;
+        let addr = metrics
+            .membership_config
+            .membership()
+            .get_node(&id)?
+            .addr
+            .clone();
+        Some((id, addr))
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    /// Every member's address, voters and learners.
+    pub fn members(&self) -> BTreeMap<NodeId, BasicNode> {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect()
+    }
+
+    /// Replicates a command through the leader, wherever it is, and returns its result once
+    /// committed by a quorum and applied.
+    pub async fn write(&self, command: Command) -> Result<Written, NodeError> {
+        if let Command::Ingest { signals, .. } = &command {
+            let weight = group_commit::weight(signals);
+            if weight > group_commit::GROUP_BYTES {
+                return Err(NodeError::TooLarge {
+                    field: "signals".into(),
+                    reason: format!(
+                        "the batch is about {weight} bytes; at most {} (split it)",
+                        group_commit::GROUP_BYTES
+                    ),
+                });
+            }
+        } else {
+            let size = encode(&command)
+                .map_err(|e| NodeError::Stopped(e.to_string()))?
+                .len();
+            if size > MAX_ENTRY_BYTES {
+                return Err(NodeError::TooLarge {
+                    field: "request".into(),
+                    reason: format!(
+                        "encodes to {size} bytes; one write may be at most {MAX_ENTRY_BYTES}"
+                    ),
+                });
+            }
+        }
+        let deadline = Instant::now() + self.config.request_timeout();
+        loop {
+            let leader = match self.propose(command.clone()).await {
+                Ok(written) => return Ok(written),
+                Err(Attempt::Failed(e)) => return Err(e),
+                Err(Attempt::Forward(leader)) => leader,
+            };
+            if let Some((id, addr)) = leader {
+                match self.forward(id, &addr, &command).await {
+                    Ok(written) => return Ok(written),
+                    Err(e) if e.retryable() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(NodeError::NoLeader);
+            }
+            self.wait_for_leader(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Proposes a command if this node leads (ingest batches through group commit);
+    /// otherwise says where the leader is.
+    async fn propose(&self, command: Command) -> Result<Written, Attempt> {
+        let Command::Ingest {
+            idempotency_key,
+            signals,
+        } = command
+        else {
+            return self.write_here(command).await;
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let batch = crate::state::IngestBatch {
+            idempotency_key,
+            signals,
+        };
+        let stopped = || Attempt::Failed(NodeError::Stopped("group commit stopped".into()));
+        self.ingest_queue
+            .send(group_commit::Pending { batch, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Proposes a command as one entry if this node leads; otherwise says where the leader is.
+    async fn write_here(&self, command: Command) -> Result<Written, Attempt> {
+        let request = crate::state::Request {
+            at: self.stamp(),
+            command,
+        };
+        match self.raft.client_write(request).await {
+            Ok(reply) => Ok(Written {
+                response: reply.data,
+                log_index: reply.log_id.index,
+            }),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(Attempt::Forward(leader_of(&f)))
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(Attempt::Failed(NodeError::Membership(e.to_string())))
+            }
+            Err(RaftError::Fatal(e)) => Err(Attempt::Failed(NodeError::Stopped(e.to_string()))),
+        }
+    }
+
+    /// Handles a write a follower forwarded: proposes it only if this node leads.
+    pub async fn write_forwarded(&self, command: Command) -> ForwardResult {
+        match self.propose(command).await {
+            Ok(written) => Ok(written),
+            Err(Attempt::Forward(_)) => Err(NodeError::NoLeader),
+            Err(Attempt::Failed(e)) => Err(e),
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        command: &Command,
+    ) -> Result<Written, NodeError> {
+        self.call_leader::<_, ForwardResult>(leader, addr, Forwarded::Write, command)
+            .await?
+    }
+
+    /// Sends a forwarded write or admin call to the leader and decodes its answer.
+    async fn call_leader<T: Serialize, R: serde::de::DeserializeOwned>(
+        &self,
+        leader: NodeId,
+        addr: &str,
+        rpc: Forwarded,
+        payload: &T,
+    ) -> Result<R, NodeError> {
+        let unreachable = |message: String| NodeError::LeaderUnreachable { leader, message };
+        let mut client = self
+            .peers
+            .client(leader, addr)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let data = encode(payload).map_err(|e| NodeError::Stopped(e.to_string()))?;
+        let mut request = tonic::Request::new(Blob { data });
+        request.set_timeout(self.config.request_timeout());
+        let reply = match rpc {
+            Forwarded::Write => client.forward(request).await,
+            Forwarded::Admin => client.forward_admin(request).await,
+        };
+        match reply {
+            Ok(reply) => {
+                decode::<R>(&reply.into_inner().data).map_err(|e| NodeError::Unknown(e.to_string()))
+            }
+            // Nothing reached the leader: safe to retry.
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                Err(unreachable(status.message().to_owned()))
+            }
+            Err(status) => Err(NodeError::Unknown(format!(
+                "forwarding to leader {leader}: {}",
+                status.message()
+            ))),
+        }
+    }
+
+    /// Waits until a leader is known or `timeout` passes.
+    async fn wait_for_leader(&self, timeout: Duration) {
+        let mut metrics = self.raft.metrics();
+        let _ = tokio::time::timeout(timeout, async {
+            loop {
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+                if metrics.borrow().current_leader.is_some() {
+                    return;
+                }
+            }
+        })
+        .await;
+        // Even when a leader is known already, give a failing leader a moment.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    /// Returns once this node's applied state reflects every write committed before the call:
+    /// a read of the local state afterwards is linearizable. Followers ask the leader for its
+    /// read index and wait until they have applied it.
+    pub async fn read_barrier(&self) -> Result<(), NodeError> {
+        let deadline = Instant::now() + self.config.request_timeout();
+        loop {
+            let floor = self.log_floor();
+            let leader = match self.raft.ensure_linearizable().await {
+                Ok(_) => return self.wait_applied(floor, deadline).await,
+                Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => leader_of(&f),
+                Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                    return Err(NodeError::Unknown(e.to_string()))
+                }
+                Err(RaftError::Fatal(e)) => return Err(NodeError::Stopped(e.to_string())),
+            };
+            if let Some((id, addr)) = leader {
+                match self.remote_read_index(id, &addr).await {
+                    Ok(index) => return self.wait_applied(index, deadline).await,
+                    Err(e) if e.retryable() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(NodeError::NoLeader);
+            }
+            self.wait_for_leader(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn remote_read_index(&self, leader: NodeId, addr: &str) -> Result<u64, NodeError> {
+        let unreachable = |message: String| NodeError::LeaderUnreachable { leader, message };
+        let mut client = self
+            .peers
+            .client(leader, addr)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let mut request = tonic::Request::new(Empty {});
+        request.set_timeout(self.config.request_timeout());
+        match client.read_index(request).await {
+            Ok(reply) => Ok(reply.into_inner().read_index),
+            Err(status) if status.code() == tonic::Code::Unavailable => {
+                Err(unreachable(status.message().to_owned()))
+            }
+            Err(status) => Err(NodeError::Unknown(status.message().to_owned())),
+        }
+    }
+
+    /// The leader's side of a follower's read: confirm leadership, return the read index.
+    pub async fn leader_read_index(&self) -> Result<u64, NodeError> {
+        let floor = self.log_floor();
+        match self.raft.ensure_linearizable().await {
+            Ok(read) => Ok(read.map_or(0, |l| l.index).max(floor)),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                Err(NodeError::NoLeader)
+            }
+            Err(RaftError::APIError(e)) => Err(NodeError::Unknown(e.to_string())),
+            Err(RaftError::Fatal(e)) => Err(NodeError::Stopped(e.to_string())),
+        }
+    }
+
+    /// The leader's last log index when a read starts: every acknowledged write is at or
+    /// below it. openraft 0.9's read index alone is not enough after every node restarts: a
+    /// leader restored in its old term appends no new blank entry, and its committed index is
+    /// restored from a value saved without sync, so it can lag acknowledged writes (found by
+    /// the `kill-all-read` chaos drill). Waiting for the log floor closes that gap; in steady
+    /// state it only adds the commit of writes already in flight.
+    fn log_floor(&self) -> u64 {
+        self.raft.metrics().borrow().last_log_index.unwrap_or(0)
+    }
+
+    async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), NodeError> {
+        let mut applied = self.state.applied_index();
+        let outcome = tokio::time::timeout_at(deadline.into(), applied.wait_for(|i| *i >= index))
+            .await
+            .map(|r| r.map(|_| ()));
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(NodeError::Stopped("state machine closed".into())),
+            Err(_) => Err(NodeError::Timeout(format!(
+                "applying up to log index {index}"
+            ))),
+        }
+    }
+}
+
+/// The leader-side RPC that carries a forwarded call.
+enum Forwarded {
+    Write,
+    Admin,
+}
+
+#[derive(Debug, Clone)]
+enum Attempt {
+    /// Not the leader: here is the leader if known.
+    Forward(Option<(NodeId, String)>),
+    Failed(NodeError),
+}
+
+fn leader_of(f: &ForwardToLeader<NodeId, BasicNode>) -> Option<(NodeId, String)> {
+    match (f.leader_id, &f.leader_node) {
+        (Some(id), Some(node)) => Some((id, node.addr.clone())),
+        _ => None,
+    }
+}

@@ -1,0 +1,82 @@
+//! The node-to-node gRPC service: Raft RPCs, forwarded writes and admin calls, read index.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::admin::AdminCommand;
+use super::{Node, NodeError};
+use crate::proto::internal::raft_internal_server::RaftInternal;
+use crate::proto::internal::{Blob, Empty, NodeStatusReply, ReadIndexReply};
+use crate::state::Command;
+use crate::store::codec::{decode, encode};
+
+/// Serves other nodes of the cluster.
+pub struct PeerService {
+    pub node: Arc<Node>,
+}
+
+fn bad_payload(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("undecodable payload: {e}"))
+}
+
+fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Blob>, Status> {
+    encode(value)
+        .map(|data| Response::new(Blob { data }))
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+#[tonic::async_trait]
+impl RaftInternal for PeerService {
+    async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
+        reply(&self.node.raft.vote(rpc).await)
+    }
+
+    async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
+        reply(&self.node.raft.append_entries(rpc).await)
+    }
+
+    async fn install_snapshot(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
+        reply(&self.node.raft.install_snapshot(rpc).await)
+    }
+
+    async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let command: Command = decode(&request.into_inner().data).map_err(bad_payload)?;
+        reply(&self.node.write_forwarded(command).await)
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        match self.node.leader_read_index().await {
+            Ok(read_index) => Ok(Response::new(ReadIndexReply { read_index })),
+            Err(NodeError::NoLeader) => Err(Status::unavailable("not the leader")),
+            Err(e) => Err(Status::aborted(e.to_string())),
+        }
+    }
+
+    async fn node_status(
+        &self,
+        _request: Request<Empty>,
+    ) -> Result<Response<NodeStatusReply>, Status> {
+        let m = self.node.raft.metrics().borrow().clone();
+        Ok(Response::new(NodeStatusReply {
+            id: self.node.id,
+            addr: self.node.config.advertised(),
+            term: m.current_term,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            leader_id: m.current_leader,
+            state: format!("{:?}", m.state),
+        }))
+    }
+
+    async fn forward_admin(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
+        let command: AdminCommand = decode(&request.into_inner().data).map_err(bad_payload)?;
+        reply(&self.node.admin_forwarded(command).await)
+    }
+}

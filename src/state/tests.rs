@@ -1,0 +1,374 @@
+//! State machine rules: ingest against contracts and windows, idempotency, decisions against
+//! versions and windows, overrides and the kill switch.
+
+use super::*;
+use crate::engine::{Arm, CohortState, Contract, Judgement, Measurement, Verdict};
+use crate::ids::{CohortName, MetricName};
+
+const MIN: Millis = 60_000;
+/// 10:00 on the day of the example traces.
+const T0: Millis = 1_763_719_200_000;
+
+fn contract() -> Contract {
+    Contract::from_yaml(include_str!("../../examples/checkout-v2.yaml")).expect("example contract")
+}
+
+fn gate() -> GateKey {
+    GateKey::try_from("checkout-v2").unwrap()
+}
+
+fn mobile() -> CohortName {
+    CohortName::try_from("mobile").unwrap()
+}
+
+fn rate(metric: &str, at: Millis, events: u64, trials: u64) -> Signal {
+    Signal {
+        gate: gate(),
+        metric: MetricName::try_from(metric).unwrap(),
+        cohort: mobile(),
+        arm: Arm::Treatment,
+        at,
+        measurement: Measurement::Rate { events, trials },
+    }
+}
+
+fn apply(state: &mut State, at: Millis, command: Command) -> Response {
+    state.apply(&Request { at, command })
+}
+
+/// A state with the example contract applied at T0 (first window starts at T0 + 15m).
+fn with_gate() -> State {
+    let mut state = State::default();
+    apply(
+        &mut state,
+        T0,
+        Command::PutContract {
+            contract: Box::new(contract()),
+        },
+    );
+    state
+}
+
+fn ingest(state: &mut State, at: Millis, key: &str, signals: Vec<Signal>) -> IngestOutcome {
+    match apply(
+        state,
+        at,
+        Command::Ingest {
+            idempotency_key: key.into(),
+            signals,
+        },
+    ) {
+        Response::Ingested(o) => o,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn bad_signals_are_reported_and_good_ones_kept() {
+    let mut state = with_gate();
+    let now = T0 + 16 * MIN;
+    let mut unknown_metric = rate("nope", now, 1, 10);
+    unknown_metric.metric = MetricName::try_from("nope").unwrap();
+    let mut wrong_kind = rate("csat", now, 1, 10);
+    wrong_kind.metric = MetricName::try_from("csat").unwrap();
+    let mut unknown_cohort = rate("negative_review_rate", now, 1, 10);
+    unknown_cohort.cohort = CohortName::try_from("tablet").unwrap();
+    let late = rate("negative_review_rate", T0 - 10 * MIN, 1, 10);
+    let good = rate("negative_review_rate", now, 3, 100);
+    let outcome = ingest(
+        &mut state,
+        now,
+        "k1",
+        vec![
+            unknown_metric,
+            good.clone(),
+            wrong_kind,
+            unknown_cohort,
+            late,
+        ],
+    );
+    assert_eq!(outcome.accepted, 1);
+    let fields: Vec<(u32, &str)> = outcome
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.field.as_str()))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![(0, "metric"), (2, "measurement"), (3, "cohort"), (4, "at")]
+    );
+    let g = state.live_gate(&gate()).unwrap();
+    let w = g
+        .windows
+        .get(&(mobile(), T0 + 15 * MIN))
+        .expect("window holds the good signal");
+    let agg = &w.metrics[&good.metric].treatment;
+    assert_eq!((agg.events, agg.trials), (3, 100));
+}
+
+#[test]
+fn a_retried_batch_is_counted_once() {
+    let mut state = with_gate();
+    let now = T0 + 16 * MIN;
+    let batch = vec![rate("negative_review_rate", now, 3, 100)];
+    let first = ingest(&mut state, now, "same-key", batch.clone());
+    let again = ingest(&mut state, now + 1, "same-key", batch);
+    assert!(!first.duplicate && again.duplicate);
+    assert_eq!(again.accepted, first.accepted);
+    assert_eq!(state.signals_accepted, 1);
+    assert_eq!(state.live_gate(&gate()).unwrap().signals_accepted, 1);
+    let g = state.live_gate(&gate()).unwrap();
+    let metric = MetricName::try_from("negative_review_rate").unwrap();
+    assert_eq!(
+        g.windows[&(mobile(), T0 + 15 * MIN)].metrics[&metric]
+            .treatment
+            .trials,
+        100
+    );
+}
+
+#[test]
+fn signals_for_unknown_gates_and_closed_windows_are_refused() {
+    let mut state = State::default();
+    let outcome = ingest(
+        &mut state,
+        T0,
+        "k",
+        vec![rate("negative_review_rate", T0, 1, 2)],
+    );
+    assert_eq!(outcome.rejected[0].field, "gate");
+    let mut state = with_gate();
+    // The first window [T0+15m, T0+30m) closes at T0+32m (grace 2m).
+    let outcome = ingest(
+        &mut state,
+        T0 + 33 * MIN,
+        "k",
+        vec![rate("negative_review_rate", T0 + 20 * MIN, 1, 2)],
+    );
+    assert!(outcome.rejected[0].reason.contains("closed"), "{outcome:?}");
+    let mut state = with_gate();
+    let outcome = ingest(
+        &mut state,
+        T0 + 16 * MIN,
+        "k2",
+        vec![rate("negative_review_rate", T0 + 30 * MIN, 1, 2)],
+    );
+    assert!(outcome.rejected[0].reason.contains("ahead"), "{outcome:?}");
+}
+
+fn judgement(state: &State, verdict: Verdict, kill: bool) -> Judgement {
+    let g = state.live_gate(&gate()).unwrap();
+    let mut next: CohortState = g.cohorts[&mobile()].clone();
+    next.last_window = Some(g.first_window);
+    Judgement {
+        verdict,
+        next,
+        kill_switch: kill,
+        evidence: Vec::new(),
+        topics: Vec::new(),
+        reason: verdict.as_str().into(),
+    }
+}
+
+fn decide(state: &mut State, based_on: u64, j: Judgement) -> Response {
+    let g = state.live_gate(&gate()).unwrap();
+    let window = crate::engine::Window {
+        start: g.first_window,
+        end: g.first_window + 15 * MIN,
+    };
+    let command = Command::Decide {
+        gate: gate(),
+        cohort: mobile(),
+        window,
+        based_on,
+        judgement: Box::new(j),
+        leader: 1,
+        term: 1,
+    };
+    apply(state, T0 + 33 * MIN, command)
+}
+
+#[test]
+fn a_decision_from_a_stale_version_changes_nothing() {
+    let mut state = with_gate();
+    let version = state.live_gate(&gate()).unwrap().version;
+    let j = judgement(&state, Verdict::Rollback, true);
+    let before = state.clone();
+    let r = decide(&mut state, version + 7, j);
+    assert!(
+        matches!(r, Response::Decided { applied: false, .. }),
+        "{r:?}"
+    );
+    assert_eq!(state.gates, before.gates);
+}
+
+#[test]
+fn a_window_is_decided_at_most_once() {
+    let mut state = with_gate();
+    let version = state.live_gate(&gate()).unwrap().version;
+    let j = judgement(&state, Verdict::Stay, false);
+    assert!(matches!(
+        decide(&mut state, version, j.clone()),
+        Response::Decided { applied: true, .. }
+    ));
+    let r = decide(&mut state, version + 1, j);
+    assert!(
+        matches!(r, Response::Decided { applied: false, skipped: Some(ref why), .. } if why.contains("already decided"))
+    );
+}
+
+#[test]
+fn only_an_operator_resume_turns_the_kill_switch_off() {
+    let mut state = with_gate();
+    let version = state.live_gate(&gate()).unwrap().version;
+    let j = judgement(&state, Verdict::RollbackGate, true);
+    decide(&mut state, version, j);
+    assert!(state.live_gate(&gate()).unwrap().kill_switch);
+    // A later engine judgement without a kill does not clear it.
+    let g = state.live_gate(&gate()).unwrap();
+    let mut next = g.cohorts[&mobile()].clone();
+    let second = g.first_window + 15 * MIN;
+    next.last_window = Some(second);
+    let j = Judgement {
+        verdict: Verdict::Expand,
+        next,
+        kill_switch: false,
+        evidence: vec![],
+        topics: vec![],
+        reason: "x".into(),
+    };
+    let command = Command::Decide {
+        gate: gate(),
+        cohort: mobile(),
+        window: crate::engine::Window {
+            start: second,
+            end: second + 15 * MIN,
+        },
+        based_on: g.version,
+        judgement: Box::new(j),
+        leader: 1,
+        term: 1,
+    };
+    apply(&mut state, T0 + 50 * MIN, command);
+    assert!(
+        state.live_gate(&gate()).unwrap().kill_switch,
+        "the engine never clears the kill switch"
+    );
+    let resume = Override {
+        gate: gate(),
+        cohort: None,
+        kind: OverrideKind::Resume,
+        actor: "sre".into(),
+        reason: "fixed".into(),
+    };
+    let r = apply(&mut state, T0 + 51 * MIN, Command::Override(resume));
+    let Response::Overridden(d) = r else {
+        panic!("{r:?}")
+    };
+    assert!(d.kill_switch_before && !d.kill_switch);
+    assert!(!state.live_gate(&gate()).unwrap().kill_switch);
+}
+
+#[test]
+fn a_cohort_rollback_leaves_other_cohorts_serving() {
+    let mut state = with_gate();
+    let version = state.live_gate(&gate()).unwrap().version;
+    let mut j = judgement(&state, Verdict::Rollback, true);
+    j.next.exposure = 0.0;
+    j.next.status = crate::engine::CohortStatus::RolledBack;
+    decide(&mut state, version, j);
+    let g = state.live_gate(&gate()).unwrap();
+    assert!(
+        !g.kill_switch,
+        "desktop keeps ramping: only mobile is rolled back"
+    );
+    assert_eq!(g.cohorts[&mobile()].exposure, 0.0);
+    assert!(g.cohorts[&CohortName::try_from("desktop").unwrap()].exposure > 0.0);
+}
+
+#[test]
+fn overrides_name_unknown_cohorts_and_bad_exposure() {
+    let mut state = with_gate();
+    let ov = |cohort: &str, kind| Override {
+        gate: gate(),
+        cohort: Some(CohortName::try_from(cohort).unwrap()),
+        kind,
+        actor: "a".into(),
+        reason: "r".into(),
+    };
+    let r = apply(
+        &mut state,
+        T0,
+        Command::Override(ov("tablet", OverrideKind::Hold)),
+    );
+    assert!(matches!(
+        r,
+        Response::Refused(StateError::UnknownCohort { .. })
+    ));
+    let r = apply(
+        &mut state,
+        T0,
+        Command::Override(ov("mobile", OverrideKind::SetExposure(130.0))),
+    );
+    assert!(
+        matches!(r, Response::Refused(StateError::Invalid { ref field, .. }) if field == "exposure")
+    );
+    let r = apply(
+        &mut state,
+        T0,
+        Command::Override(ov("mobile", OverrideKind::SetExposure(25.0))),
+    );
+    let Response::Overridden(d) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(d.changes[0].to_exposure, 25.0);
+    assert_eq!(
+        state.live_gate(&gate()).unwrap().cohorts[&mobile()].stage,
+        3
+    );
+}
+
+#[test]
+fn every_change_appends_exactly_one_decision_with_the_next_version() {
+    let mut state = with_gate();
+    let kill = Override {
+        gate: gate(),
+        cohort: None,
+        kind: OverrideKind::Kill,
+        actor: "a".into(),
+        reason: "r".into(),
+    };
+    apply(&mut state, T0 + 1, Command::Override(kill));
+    apply(
+        &mut state,
+        T0 + 2,
+        Command::PutContract {
+            contract: Box::new(contract()),
+        },
+    );
+    let versions: Vec<u64> = state
+        .live_gate(&gate())
+        .unwrap()
+        .decisions
+        .iter()
+        .map(|d| d.version)
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3]);
+}
+
+#[test]
+fn cluster_time_never_goes_backwards() {
+    let mut state = with_gate();
+    apply(&mut state, T0 + 10 * MIN, Command::Tick);
+    apply(&mut state, T0 + 5 * MIN, Command::Tick);
+    assert_eq!(state.cluster_time, T0 + 10 * MIN);
+}
+
+#[test]
+fn idempotency_keys_expire_after_their_retention() {
+    let mut state = with_gate();
+    ingest(&mut state, T0, "old", vec![]);
+    ingest(&mut state, T0 + DEDUP_RETENTION_MS + 1, "new", vec![]);
+    assert!(!state.ingested.contains_key("old"));
+    assert!(state.ingested.contains_key("new"));
+}

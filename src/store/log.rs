@@ -1,0 +1,223 @@
+//! The Raft log store on sled: entries, vote, committed id, last purged id.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::path::Path;
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
+use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError, Vote};
+
+use super::codec::{decode, encode};
+use super::durable::Syncer;
+use super::StoreError;
+use crate::consensus::{Entry, LogId, StorageError, TypeConfig};
+
+const VOTE: &[u8] = b"vote";
+const COMMITTED: &[u8] = b"committed";
+const LAST_PURGED: &[u8] = b"last_purged";
+
+/// sled segment size: values above a quarter of it become unsynced blob files.
+const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
+
+/// The Raft log of one node. Cheap to clone: clones share the database.
+#[derive(Debug, Clone)]
+pub struct LogStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: sled::Tree,
+    meta: sled::Tree,
+    syncer: Syncer,
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_logs(AnyError::new(&e)).into()
+}
+
+fn write_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_logs(AnyError::new(&e)).into()
+}
+
+fn vote_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::write_vote(AnyError::new(&e)).into()
+}
+
+impl LogStore {
+    /// Opens the sled database in `dir` (created when missing).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = open_db(dir)?;
+        let log = db.open_tree("log")?;
+        let meta = db.open_tree("meta")?;
+        let syncer = Syncer::new(db, dir)?;
+        syncer.sync()?;
+        // sled created its files on first open: make their directory entries durable too.
+        for file in ["conf", "db"] {
+            std::fs::File::open(dir.join(file))?.sync_all()?;
+        }
+        super::durable::sync_dir(dir)?;
+        Ok(Self {
+            inner: Arc::new(Inner { log, meta, syncer }),
+        })
+    }
+
+    fn meta_get<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.inner.meta.get(key)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn meta_put<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
+        self.inner.meta.insert(key, encode(value)?)?;
+        Ok(())
+    }
+
+    fn last_purged(&self) -> Result<Option<LogId>, StoreError> {
+        self.meta_get(LAST_PURGED)
+    }
+
+    /// Every entry with index >= `from`, removed and made durable.
+    fn remove_from(&self, from: u64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for key in self.inner.log.range(from.to_be_bytes()..).keys() {
+            batch.remove(key?);
+        }
+        self.inner.log.apply_batch(batch)?;
+        self.inner.syncer.sync()
+    }
+}
+
+/// Opens sled, waiting up to 5s for the file lock: sled releases it from a background
+/// thread after the previous handle in this process is dropped.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_SIZE)
+            .open()
+        {
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(sled::Error::Io(e).into());
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+fn bound_key(bound: Bound<&u64>) -> Bound<[u8; 8]> {
+    match bound {
+        Bound::Included(i) => Bound::Included(i.to_be_bytes()),
+        Bound::Excluded(i) => Bound::Excluded(i.to_be_bytes()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let keys = (bound_key(range.start_bound()), bound_key(range.end_bound()));
+        let mut entries = Vec::new();
+        for item in self.inner.log.range(keys) {
+            let (_, bytes) = item.map_err(read_err)?;
+            entries.push(decode::<Entry>(&bytes).map_err(read_err)?);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = Self;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id = self.last_purged().map_err(read_err)?;
+        let last = match self.inner.log.last().map_err(read_err)? {
+            Some((_, bytes)) => Some(decode::<Entry>(&bytes).map_err(read_err)?.log_id),
+            None => last_purged_log_id,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id: last,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
+        self.meta_put(VOTE, vote).map_err(vote_err)?;
+        self.inner.syncer.sync().map_err(vote_err)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
+        self.meta_get(VOTE)
+            .map_err(|e| StorageIOError::read_vote(AnyError::new(&e)).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not synced: a stale committed id only means re-applying less at start-up.
+        self.meta_put(COMMITTED, &committed).map_err(write_err)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self
+            .meta_get::<Option<LogId>>(COMMITTED)
+            .map_err(read_err)?
+            .flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            batch.insert(
+                &entry.log_id.index.to_be_bytes(),
+                encode(&entry).map_err(write_err)?,
+            );
+        }
+        self.inner.log.apply_batch(batch).map_err(write_err)?;
+        // Durable before the callback: flush + fdatasync (see the module docs of `store`).
+        let synced = self
+            .inner
+            .syncer
+            .sync()
+            .map_err(|e| std::io::Error::other(e.to_string()));
+        callback.log_io_completed(synced);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.remove_from(log_id.index).map_err(write_err)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // The purged id goes to disk first, so a crash never leaves a hole behind it.
+        self.meta_put(LAST_PURGED, &log_id).map_err(write_err)?;
+        self.inner.syncer.sync().map_err(write_err)?;
+        let mut batch = sled::Batch::default();
+        for key in self.inner.log.range(..=log_id.index.to_be_bytes()).keys() {
+            batch.remove(key.map_err(write_err)?);
+        }
+        self.inner.log.apply_batch(batch).map_err(write_err)?;
+        Ok(())
+    }
+}

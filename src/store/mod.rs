@@ -1,0 +1,71 @@
+//! Storage: openraft's log and the state machine on sled, behind this one module.
+//!
+//! # On-disk layout (format version 1)
+//!
+//! A node's data directory holds:
+//! - `raft/`: one sled database with two trees:
+//!   - `log`: key = log index as 8 big-endian bytes (so iteration follows log order),
+//!     value = `[FORMAT_V1] ++ MessagePack(openraft Entry<TypeConfig>)`;
+//!   - `meta`: keys `vote`, `committed`, `last_purged`, each `[FORMAT_V1] ++ MessagePack(value)`.
+//! - `snapshot.bin`: the newest state-machine snapshot: the magic `RAMPSNAP`, then
+//!   `[FORMAT_V1] ++ MessagePack(SnapshotFile { meta, state })`. Written to a temporary file,
+//!   fsynced, renamed over the old one, and the directory fsynced.
+//!
+//! Every persisted value starts with its format version byte; `codec::decode` refuses versions
+//! it does not know, so a newer format is added as a new arm, never by changing version 1.
+//! MessagePack with named fields lets a newer node read older values (new fields carry
+//! `#[serde(default)]`).
+//!
+//! # Durability
+//!
+//! sled's `flush()` is not an fsync (it uses `sync_file_range`), so before a vote is
+//! acknowledged or an append reported durable, the store flushes sled *and* calls
+//! `fdatasync` on sled's data file (`durable::Syncer`). Values larger than a quarter of sled's
+//! segment are written by sled to separate blob files that it never syncs; the segment size
+//! is set to 8 MiB and entries are capped well below 2 MiB (`MAX_ENTRY_BYTES`) so no entry is
+//! ever a blob.
+//!
+//! # State machine
+//!
+//! The state machine lives in memory (`StateHandle`) and is persisted as snapshots. On start a
+//! node loads its snapshot (state and last-applied id, written together) and openraft
+//! re-applies the committed log after it (the store persists `committed`). This module never
+//! interprets commands: `crate::state` does.
+
+pub mod codec;
+pub mod durable;
+pub mod log;
+pub mod state_machine;
+
+use std::path::Path;
+
+pub use log::LogStore;
+pub use state_machine::{StateHandle, StateMachineStore};
+
+/// Largest encoded log entry accepted on the write path.
+pub const MAX_ENTRY_BYTES: usize = 1536 * 1024;
+
+/// Errors of the storage layer. All are fatal to the node: openraft stops on them.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("decode: {0}")]
+    Decode(String),
+    #[error("encode: {0}")]
+    Encode(String),
+}
+
+/// Opens (or creates) a node's storage under `dir`.
+pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError> {
+    std::fs::create_dir_all(dir)?;
+    let log = LogStore::open(&dir.join("raft"))?;
+    let sm = StateMachineStore::open(dir)?;
+    durable::sync_dir(dir)?;
+    Ok((log, sm))
+}
+
+#[cfg(test)]
+mod tests;
