@@ -31,7 +31,7 @@ use crate::ids::{Millis, NodeId};
 use crate::proto::internal::{Blob, Empty};
 use crate::state::{Command, Response};
 use crate::store::codec::{decode, encode};
-use crate::store::{StateHandle, MAX_ENTRY_BYTES};
+use crate::store::{LogStore, StateHandle, MAX_ENTRY_BYTES};
 
 /// A committed write: what the state machine answered and the log index it went in at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,8 @@ pub struct Node {
     pub raft: Raft,
     pub state: Arc<StateHandle>,
     pub peers: Arc<Peers>,
+    /// A second handle on the Raft log, read by the read barrier (see `log_floor`).
+    log: LogStore,
     last_stamp: AtomicI64,
     shutdown: watch::Sender<bool>,
     ingest_queue: tokio::sync::mpsc::Sender<group_commit::Pending>,
@@ -74,7 +76,7 @@ impl Node {
         let network = Network {
             peers: peers.clone(),
         };
-        let raft = Raft::new(config.id, raft_config, network, log, sm).await?;
+        let raft = Raft::new(config.id, raft_config, network, log.clone(), sm).await?;
         let (ingest_queue, ingest_rx) = tokio::sync::mpsc::channel(4096);
         let node = Arc::new(Node {
             id: config.id,
@@ -82,6 +84,7 @@ impl Node {
             raft,
             state,
             peers,
+            log,
             last_stamp: AtomicI64::new(0),
             shutdown: watch::channel(false).0,
             ingest_queue,
@@ -309,9 +312,8 @@ impl Node {
     pub async fn read_barrier(&self) -> Result<(), NodeError> {
         let deadline = Instant::now() + self.config.request_timeout();
         loop {
-            let floor = self.log_floor();
             let leader = match self.raft.ensure_linearizable().await {
-                Ok(_) => return self.wait_applied(floor, deadline).await,
+                Ok(_) => return self.wait_applied(self.log_floor()?, deadline).await,
                 Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => leader_of(&f),
                 Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
                     return Err(NodeError::Unknown(e.to_string()))
@@ -351,9 +353,8 @@ impl Node {
 
     /// The leader's side of a follower's read: confirm leadership, return the read index.
     pub async fn leader_read_index(&self) -> Result<u64, NodeError> {
-        let floor = self.log_floor();
         match self.raft.ensure_linearizable().await {
-            Ok(read) => Ok(read.map_or(0, |l| l.index).max(floor)),
+            Ok(read) => Ok(read.map_or(0, |l| l.index).max(self.log_floor()?)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
                 Err(NodeError::NoLeader)
             }
@@ -362,14 +363,19 @@ impl Node {
         }
     }
 
-    /// The leader's last log index when a read starts: every acknowledged write is at or
-    /// below it. openraft 0.9's read index alone is not enough after every node restarts: a
-    /// leader restored in its old term appends no new blank entry, and its committed index is
-    /// restored from a value saved without sync, so it can lag acknowledged writes (found by
-    /// the `kill-all-read` chaos drill). Waiting for the log floor closes that gap; in steady
-    /// state it only adds the commit of writes already in flight.
-    fn log_floor(&self) -> u64 {
-        self.raft.metrics().borrow().last_log_index.unwrap_or(0)
+    /// The leader's last log index, read once its leadership is confirmed: every write
+    /// acknowledged before the read started is at or below it (a leader's log holds every
+    /// committed entry). openraft 0.9's read index alone is not enough after every node
+    /// restarts: a leader restored in its old term appends no new blank entry, and its
+    /// committed index is restored from a value saved without sync, so it can lag acknowledged
+    /// writes (found by the `kill-all-read` chaos drill). The index comes from the log store,
+    /// not from Raft's metrics: those start empty and a read arriving in the first
+    /// milliseconds after a restart saw 0 there (the same drill, in CI). In steady state
+    /// waiting for it only adds the commit of writes already in flight.
+    fn log_floor(&self) -> Result<u64, NodeError> {
+        self.log
+            .last_index()
+            .map_err(|e| NodeError::Stopped(format!("reading the raft log: {e}")))
     }
 
     async fn wait_applied(&self, index: u64, deadline: Instant) -> Result<(), NodeError> {

@@ -78,6 +78,17 @@ impl LogStore {
         Ok(())
     }
 
+    /// The index of the last entry in the log (the last purged one when the log is empty),
+    /// read from the store itself rather than from Raft's metrics, which lag at startup.
+    pub fn last_index(&self) -> Result<u64, StoreError> {
+        if let Some(key) = self.inner.log.last()?.map(|(key, _)| key) {
+            if let Ok(bytes) = <[u8; 8]>::try_from(key.as_ref()) {
+                return Ok(u64::from_be_bytes(bytes));
+            }
+        }
+        Ok(self.last_purged()?.map_or(0, |id| id.index))
+    }
+
     fn last_purged(&self) -> Result<Option<LogId>, StoreError> {
         self.meta_get(LAST_PURGED)
     }

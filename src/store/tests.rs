@@ -77,6 +77,7 @@ async fn check(log: &mut LogStore, model: &Model) {
     assert_eq!(state.last_purged_log_id.map(|l| l.index), model.purged);
     let last = model.entries.keys().next_back().copied().or(model.purged);
     assert_eq!(state.last_log_id.map(|l| l.index), last);
+    assert_eq!(log.last_index().expect("last index"), last.unwrap_or(0));
     let all = log.try_get_log_entries(0..).await.expect("read");
     let got: BTreeMap<u64, u64> = all
         .iter()

@@ -147,8 +147,10 @@ pub(super) async fn inject(
         }
         Drill::KillAllRead => {
             // An acknowledged override on the leader, every node killed before sled's
-            // background flush, restarted at once, then linearizable reads on the old leader
-            // as fast as it answers: each must show the override.
+            // background flush, restarted at once, then linearizable reads as fast as the
+            // nodes answer, the old leader first and then each node in turn (a follower's read
+            // asks the leader for its read index in the first milliseconds after its start):
+            // each must show the override.
             let l = leader(pool).await?;
             override_once(ctx, READ_CLIENT, l, GATE, "hold", pb::OverrideKind::Hold).await;
             let ids: Vec<u64> = cluster.members().keys().copied().collect();
@@ -159,9 +161,14 @@ pub(super) async fn inject(
                 cluster.start(*id)?;
             }
             let until = tokio::time::Instant::now() + hold;
+            let mut order = vec![l];
+            order.extend(ids.iter().copied().filter(|id| *id != l));
             let mut answered = 0;
+            let mut attempt = 0;
             while answered < 20 && tokio::time::Instant::now() < until {
-                if read_once(ctx, READ_CLIENT, l, GATE, Consistency::Linearizable)
+                let node = order[attempt % order.len()];
+                attempt += 1;
+                if read_once(ctx, READ_CLIENT, node, GATE, Consistency::Linearizable)
                     .await
                     .is_some()
                 {
