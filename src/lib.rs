@@ -11,6 +11,7 @@
 //! - [`node`]: a running node: replicated writes and linearizable reads from any node,
 //!   membership, the leader's evaluator.
 //! - [`api`]: the gRPC edge (`rampart.v1`), errors mapped to statuses in one place.
+//! - [`auth`]: bearer tokens with roles for clients, the cluster token between nodes.
 //! - [`server`]: a node bound to a listener, started and stopped the same way everywhere.
 //! - [`cli`]: the `rampart` command line.
 
@@ -18,6 +19,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod consensus;
 pub mod engine;

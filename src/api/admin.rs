@@ -6,6 +6,7 @@ use tonic::{Request, Response};
 
 use super::error::{ApiError, ApiResult};
 use super::Api;
+use crate::auth::{authorize, Role};
 use crate::node::admin::{AdminCommand, ClusterView};
 use crate::proto::v1 as pb;
 use crate::proto::v1::admin_server::Admin;
@@ -63,6 +64,7 @@ fn member(field: &str, m: Option<&pb::Member>) -> Result<(u64, String), ApiError
 #[tonic::async_trait]
 impl Admin for Api {
     async fn init(&self, request: Request<pb::InitRequest>) -> ApiResult<pb::ClusterStatus> {
+        authorize(&request, Role::Admin, "initialising the cluster")?;
         let mut members = BTreeMap::new();
         for (i, m) in request.into_inner().members.iter().enumerate() {
             let (id, addr) = member(&format!("members[{i}]"), Some(m))?;
@@ -82,6 +84,7 @@ impl Admin for Api {
         &self,
         request: Request<pb::AddLearnerRequest>,
     ) -> ApiResult<pb::ClusterStatus> {
+        authorize(&request, Role::Admin, "changing membership")?;
         let (id, addr) = member("member", request.into_inner().member.as_ref())?;
         self.node
             .admin(AdminCommand::AddLearner { id, addr })
@@ -91,6 +94,7 @@ impl Admin for Api {
     }
 
     async fn promote(&self, request: Request<pb::PromoteRequest>) -> ApiResult<pb::ClusterStatus> {
+        authorize(&request, Role::Admin, "changing membership")?;
         let id = request.into_inner().id;
         self.node
             .admin(AdminCommand::Promote { id })
@@ -100,6 +104,7 @@ impl Admin for Api {
     }
 
     async fn remove(&self, request: Request<pb::RemoveRequest>) -> ApiResult<pb::ClusterStatus> {
+        authorize(&request, Role::Admin, "changing membership")?;
         let id = request.into_inner().id;
         self.node
             .admin(AdminCommand::Remove { id })
@@ -108,7 +113,8 @@ impl Admin for Api {
         Ok(Response::new(self.status_after_change().await?))
     }
 
-    async fn status(&self, _request: Request<pb::StatusRequest>) -> ApiResult<pb::ClusterStatus> {
+    async fn status(&self, request: Request<pb::StatusRequest>) -> ApiResult<pb::ClusterStatus> {
+        authorize(&request, Role::Reader, "reading cluster status")?;
         Ok(Response::new(view(self.node.status().await)))
     }
 }

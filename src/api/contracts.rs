@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 use super::convert::gate_key;
 use super::error::{ApiError, ApiResult};
 use super::Api;
+use crate::auth::{authorize, Role};
 use crate::engine::Contract;
 use crate::node::NodeError;
 use crate::proto::v1 as pb;
@@ -32,6 +33,7 @@ impl Contracts for Api {
         &self,
         request: Request<pb::PutContractRequest>,
     ) -> ApiResult<pb::PutContractResponse> {
+        authorize(&request, Role::Operator, "changing a contract")?;
         let yaml = request.into_inner().yaml;
         if yaml.len() > MAX_CONTRACT_BYTES {
             return Err(ApiError::invalid(
@@ -67,6 +69,7 @@ impl Contracts for Api {
         &self,
         request: Request<pb::GetContractRequest>,
     ) -> ApiResult<pb::ContractInfo> {
+        authorize(&request, Role::Reader, "reading contracts")?;
         let request = request.into_inner();
         let key = gate_key("gate", &request.gate)?;
         self.read_info(request.consistency, pb::Consistency::Linearizable)
@@ -82,6 +85,7 @@ impl Contracts for Api {
         &self,
         request: Request<pb::ListContractsRequest>,
     ) -> ApiResult<pb::ListContractsResponse> {
+        authorize(&request, Role::Reader, "reading contracts")?;
         self.read_info(
             request.into_inner().consistency,
             pb::Consistency::Linearizable,
@@ -102,6 +106,7 @@ impl Contracts for Api {
         &self,
         request: Request<pb::DeleteContractRequest>,
     ) -> ApiResult<pb::DeleteContractResponse> {
+        authorize(&request, Role::Operator, "deleting a contract")?;
         let gate = gate_key("gate", &request.into_inner().gate)?;
         let written = self
             .node

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{cohort_opt, decision, gate_key, gate_state};
 use super::error::{ApiError, ApiResult};
 use super::Api;
+use crate::auth::{authorize, Role};
 use crate::proto::v1 as pb;
 use crate::proto::v1::gates_server::Gates;
 
@@ -17,6 +18,7 @@ const MAX_DECISIONS: usize = 1000;
 #[tonic::async_trait]
 impl Gates for Api {
     async fn get_gate(&self, request: Request<pb::GetGateRequest>) -> ApiResult<pb::GateState> {
+        authorize(&request, Role::Reader, "reading gates")?;
         let request = request.into_inner();
         let key = gate_key("gate", &request.gate)?;
         let read = self
@@ -33,6 +35,7 @@ impl Gates for Api {
         &self,
         request: Request<pb::ListGatesRequest>,
     ) -> ApiResult<pb::ListGatesResponse> {
+        authorize(&request, Role::Reader, "reading gates")?;
         let read = self
             .read_info(
                 request.into_inner().consistency,
@@ -54,6 +57,7 @@ impl Gates for Api {
         &self,
         request: Request<pb::EvaluateRequest>,
     ) -> ApiResult<pb::EvaluateResponse> {
+        authorize(&request, Role::Reader, "evaluating a gate")?;
         let request = request.into_inner();
         let key = gate_key("gate", &request.gate)?;
         if request.unit_id.is_empty() || request.unit_id.len() > 256 {
@@ -101,6 +105,7 @@ impl Gates for Api {
     type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> ApiResult<Self::WatchStream> {
+        authorize(&request, Role::Reader, "watching gates")?;
         let stream = super::watch::start(self.node.clone(), request.into_inner())?;
         Ok(Response::new(Box::pin(stream)))
     }
@@ -109,6 +114,7 @@ impl Gates for Api {
         &self,
         request: Request<pb::ListDecisionsRequest>,
     ) -> ApiResult<pb::ListDecisionsResponse> {
+        authorize(&request, Role::Reader, "reading decisions")?;
         let request = request.into_inner();
         let key = gate_key("gate", &request.gate)?;
         self.read_info(request.consistency, pb::Consistency::Linearizable)

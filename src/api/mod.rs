@@ -1,5 +1,7 @@
 //! The API edge: tonic services of `rampart.v1`, gRPC health and reflection, and the
-//! node-to-node service, all on one listener.
+//! node-to-node service, all on one listener. Every public call passes `auth::Authenticate`
+//! and each handler states the role it needs (`auth::authorize`); the node-to-node service
+//! needs the cluster token; health and reflection are open.
 //!
 //! Handlers parse and validate requests (`convert`), call the node (a replicated write or a
 //! read after a barrier) and map errors to statuses in one place (`error`). They never touch
@@ -19,10 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 use tonic::Status;
 
+use crate::auth::{Authenticate, PeerGuard};
 use crate::node::peer_service::PeerService;
 use crate::node::Node;
 use crate::proto::internal::raft_internal_server::RaftInternalServer;
@@ -90,6 +94,16 @@ pub async fn serve(
     let peer = RaftInternalServer::new(PeerService { node: node.clone() })
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
+    let peer = InterceptedService::new(peer, PeerGuard(node.access.clone()));
+    let auth = Authenticate(node.access.clone());
+    let guarded_contracts = InterceptedService::new(
+        ContractsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        auth.clone(),
+    );
+    let guarded_signals = InterceptedService::new(
+        SignalsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        auth.clone(),
+    );
     Server::builder()
         .timeout(node.config.request_timeout() + Duration::from_secs(1))
         .concurrency_limit_per_connection(512)
@@ -100,11 +114,17 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(peer)
-        .add_service(ContractsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(SignalsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(GatesServer::new(api.clone()))
-        .add_service(OverridesServer::new(api.clone()))
-        .add_service(AdminServer::new(api))
+        .add_service(guarded_contracts)
+        .add_service(guarded_signals)
+        .add_service(InterceptedService::new(
+            GatesServer::new(api.clone()),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            OverridesServer::new(api.clone()),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(AdminServer::new(api), auth))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())

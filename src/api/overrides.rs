@@ -5,6 +5,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{cohort_opt, decision, gate_key};
 use super::error::{ApiError, ApiResult};
 use super::Api;
+use crate::auth::{authorize, Role};
 use crate::node::NodeError;
 use crate::proto::v1 as pb;
 use crate::proto::v1::overrides_server::Overrides;
@@ -66,7 +67,13 @@ fn parse(request: &pb::OverrideRequest) -> Result<Override, ApiError> {
 impl Overrides for Api {
     #[tracing::instrument(skip_all)]
     async fn r#override(&self, request: Request<pb::OverrideRequest>) -> ApiResult<pb::Decision> {
-        let ov = parse(&request.into_inner())?;
+        let caller = authorize(&request, Role::Operator, "overriding a gate")?;
+        let mut ov = parse(&request.into_inner())?;
+        // The actor is what the person typed; with access control on, the token they used
+        // is recorded next to it so the audit trail cannot be written under another name.
+        if caller.authenticated && ov.actor != caller.name {
+            ov.actor = format!("{} (token {})", ov.actor, caller.name);
+        }
         let written = self
             .node
             .write(Command::Override(ov))

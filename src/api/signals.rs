@@ -7,6 +7,7 @@ use tonic::{Request, Response, Status, Streaming};
 use super::convert;
 use super::error::{ApiError, ApiResult};
 use super::Api;
+use crate::auth::{authorize, Role};
 use crate::proto::v1 as pb;
 use crate::proto::v1::signals_server::Signals;
 use crate::state::{Command, Response as SmResponse};
@@ -109,6 +110,7 @@ impl Api {
 impl Signals for Api {
     #[tracing::instrument(skip_all, fields(signals = request.get_ref().signals.len()))]
     async fn ingest(&self, request: Request<pb::IngestRequest>) -> ApiResult<pb::IngestResponse> {
+        authorize(&request, Role::Ingester, "ingesting signals")?;
         Ok(Response::new(
             self.ingest_batch(request.into_inner()).await?,
         ))
@@ -118,6 +120,7 @@ impl Signals for Api {
         &self,
         request: Request<Streaming<pb::IngestRequest>>,
     ) -> ApiResult<pb::IngestStreamResponse> {
+        authorize(&request, Role::Ingester, "ingesting signals")?;
         let mut stream = request.into_inner();
         let mut summary = pb::IngestStreamResponse::default();
         while let Some(batch) = stream.message().await? {

@@ -4,16 +4,34 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-/// A channel to `endpoint` (`host:port` or a URL).
-pub async fn connect(endpoint: &str) -> anyhow::Result<Channel> {
+use crate::auth::Bearer;
+
+/// Where the CLI calls, and with which token.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `host:port` or a URL.
+    pub endpoint: String,
+    /// The bearer token, when the cluster has access control on.
+    pub token: Option<String>,
+}
+
+/// A connection that shows the target's token on every call.
+pub type Conn = InterceptedService<Channel, Bearer>;
+
+/// A connection to `target`.
+pub async fn connect(target: &Target) -> anyhow::Result<Conn> {
+    let endpoint = &target.endpoint;
+    let bearer = Bearer::new(target.token.as_deref()).context("--token / RAMPART_TOKEN")?;
     let ep = crate::consensus::network::endpoint(endpoint)
         .with_context(|| format!("bad endpoint {endpoint}"))?;
-    ep.timeout(Duration::from_secs(30))
+    let channel = ep.timeout(Duration::from_secs(30))
         .connect()
         .await
-        .with_context(|| format!("cannot reach rampart at {endpoint} (is a node running? see --endpoint / RAMPART_ENDPOINT)"))
+        .with_context(|| format!("cannot reach rampart at {endpoint} (is a node running? see --endpoint / RAMPART_ENDPOINT)"))?;
+    Ok(InterceptedService::new(channel, bearer))
 }
 
 /// Runs `call` until it succeeds or fails with something other than UNAVAILABLE, for up to
@@ -41,5 +59,9 @@ where
 
 /// A status as a one-line error for people.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("{:?}: {}", status.code(), status.message())
+    let hint = match status.code() {
+        tonic::Code::Unauthenticated => " (pass --token or set RAMPART_TOKEN)",
+        _ => "",
+    };
+    anyhow::anyhow!("{:?}: {}{hint}", status.code(), status.message())
 }

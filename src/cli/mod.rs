@@ -25,6 +25,9 @@ pub struct Cli {
         default_value = "http://127.0.0.1:7101"
     )]
     pub endpoint: String,
+    /// Bearer token, when the cluster has an access file (see `rampart serve --access`).
+    #[arg(long, global = true, env = "RAMPART_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -95,17 +98,21 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let out = table::Output { json: cli.json };
+    let target = client::Target {
+        endpoint: cli.endpoint.clone(),
+        token: cli.token.clone(),
+    };
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
         Command::Dev(args) => dev::run(args).await,
-        Command::Contract(cmd) => remote::contract(&cli.endpoint, out, cmd).await,
-        Command::Signal(cmd) => remote::signal(&cli.endpoint, out, cmd).await,
-        Command::Gate(cmd) => remote::gate(&cli.endpoint, out, cmd).await,
-        Command::Decisions(args) => remote::decisions(&cli.endpoint, out, args).await,
-        Command::Override(args) => remote::override_gate(&cli.endpoint, out, args).await,
-        Command::Cluster(cmd) => remote::cluster(&cli.endpoint, out, cmd).await,
+        Command::Contract(cmd) => remote::contract(&target, out, cmd).await,
+        Command::Signal(cmd) => remote::signal(&target, out, cmd).await,
+        Command::Gate(cmd) => remote::gate(&target, out, cmd).await,
+        Command::Decisions(args) => remote::decisions(&target, out, args).await,
+        Command::Override(args) => remote::override_gate(&target, out, args).await,
+        Command::Cluster(cmd) => remote::cluster(&target, out, cmd).await,
         Command::Backtest(args) => backtest::run(out, &args),
-        Command::Health => remote::health(&cli.endpoint).await,
+        Command::Health => remote::health(&target).await,
     }
 }
 

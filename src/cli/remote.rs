@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::client::{connect, retry, status_error};
+use super::client::{connect, retry, status_error, Target};
 use super::table::{pct, Output};
 use crate::api::convert::signal_to_proto;
 use crate::engine::signal::format_time;
@@ -152,8 +152,8 @@ fn consistency(local: bool) -> i32 {
     }
 }
 
-pub async fn contract(endpoint: &str, out: Output, cmd: ContractCmd) -> anyhow::Result<()> {
-    let mut client = ContractsClient::new(connect(endpoint).await?);
+pub async fn contract(target: &Target, out: Output, cmd: ContractCmd) -> anyhow::Result<()> {
+    let mut client = ContractsClient::new(connect(target).await?);
     match cmd {
         ContractCmd::Apply { file } => {
             let yaml = std::fs::read_to_string(&file)
@@ -245,7 +245,7 @@ fn content_key(bytes: &[u8]) -> String {
     format!("file-{hash:016x}")
 }
 
-pub async fn signal(endpoint: &str, out: Output, cmd: SignalCmd) -> anyhow::Result<()> {
+pub async fn signal(target: &Target, out: Output, cmd: SignalCmd) -> anyhow::Result<()> {
     let SignalCmd::Push { file, batch } = cmd;
     anyhow::ensure!(
         (1..=5000).contains(&batch),
@@ -270,7 +270,7 @@ pub async fn signal(endpoint: &str, out: Output, cmd: SignalCmd) -> anyhow::Resu
                 .push(serde_json::json!({"line": line_no, "field": field, "reason": reason})),
         }
     }
-    let client = SignalsClient::new(connect(endpoint).await?);
+    let client = SignalsClient::new(connect(target).await?);
     let mut accepted = 0u64;
     let mut duplicates = 0u64;
     for (n, chunk) in good.chunks(batch).enumerate() {
@@ -396,8 +396,8 @@ const DECISION_HEADERS: [&str; 7] = [
     "VERSION", "AT", "COHORT", "ACTION", "EXPOSURE", "BY", "REASON",
 ];
 
-pub async fn gate(endpoint: &str, out: Output, cmd: GateCmd) -> anyhow::Result<()> {
-    let client = GatesClient::new(connect(endpoint).await?);
+pub async fn gate(target: &Target, out: Output, cmd: GateCmd) -> anyhow::Result<()> {
+    let client = GatesClient::new(connect(target).await?);
     match cmd {
         GateCmd::Get { gate, local } => {
             let g = retry(PATIENCE, || {
@@ -493,8 +493,8 @@ pub async fn gate(endpoint: &str, out: Output, cmd: GateCmd) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn decisions(endpoint: &str, out: Output, args: DecisionsArgs) -> anyhow::Result<()> {
-    let client = GatesClient::new(connect(endpoint).await?);
+pub async fn decisions(target: &Target, out: Output, args: DecisionsArgs) -> anyhow::Result<()> {
+    let client = GatesClient::new(connect(target).await?);
     let request = pb::ListDecisionsRequest {
         gate: args.gate.clone(),
         after_version: args.after,
@@ -542,7 +542,7 @@ pub async fn decisions(endpoint: &str, out: Output, args: DecisionsArgs) -> anyh
     Ok(())
 }
 
-pub async fn override_gate(endpoint: &str, out: Output, args: OverrideArgs) -> anyhow::Result<()> {
+pub async fn override_gate(target: &Target, out: Output, args: OverrideArgs) -> anyhow::Result<()> {
     let kind = match args.kind {
         OverrideKind::Hold => pb::OverrideKind::Hold,
         OverrideKind::Resume => pb::OverrideKind::Resume,
@@ -554,7 +554,7 @@ pub async fn override_gate(endpoint: &str, out: Output, args: OverrideArgs) -> a
     if matches!(args.kind, OverrideKind::SetExposure) && args.exposure.is_none() {
         anyhow::bail!("set-exposure needs --exposure PERCENT");
     }
-    let mut client = OverridesClient::new(connect(endpoint).await?);
+    let mut client = OverridesClient::new(connect(target).await?);
     let d = client
         .r#override(pb::OverrideRequest {
             gate: args.gate,
@@ -630,8 +630,8 @@ fn status_out(out: Output, s: &pb::ClusterStatus) {
     );
 }
 
-pub async fn cluster(endpoint: &str, out: Output, cmd: ClusterCmd) -> anyhow::Result<()> {
-    let mut client = AdminClient::new(connect(endpoint).await?);
+pub async fn cluster(target: &Target, out: Output, cmd: ClusterCmd) -> anyhow::Result<()> {
+    let mut client = AdminClient::new(connect(target).await?);
     let status = match cmd {
         ClusterCmd::Init { members } => {
             let mut parsed = Vec::new();
@@ -672,8 +672,8 @@ pub async fn cluster(endpoint: &str, out: Output, cmd: ClusterCmd) -> anyhow::Re
 }
 
 /// Asks the node's gRPC health service; an error unless it is SERVING.
-pub async fn health(endpoint: &str) -> anyhow::Result<()> {
-    let mut client = tonic_health::pb::health_client::HealthClient::new(connect(endpoint).await?);
+pub async fn health(target: &Target) -> anyhow::Result<()> {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(connect(target).await?);
     let reply = client
         .check(tonic_health::pb::HealthCheckRequest {
             service: String::new(),

@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Data directory.
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Access file: cluster token and client tokens with roles (default: no access control).
+    #[arg(long, value_parser = super::existing_file)]
+    pub access: Option<PathBuf>,
 }
 
 /// Builds the configuration: file first, then flags; validated.
@@ -53,6 +56,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(data) = &args.data {
         config.data.clone_from(data);
+    }
+    if args.access.is_some() {
+        config.access.clone_from(&args.access);
     }
     if args.advertise.is_some() {
         config.advertise.clone_from(&args.advertise);

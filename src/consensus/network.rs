@@ -16,21 +16,35 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::TypeConfig;
+use crate::auth::{Access, AccessError, Bearer};
 use crate::ids::NodeId;
 use crate::proto::internal::raft_internal_client::RaftInternalClient;
 use crate::proto::internal::Blob;
 use crate::store::codec::{decode, encode};
 
+/// A client of another node's internal service, showing the cluster token.
+pub type InternalClient = RaftInternalClient<InterceptedService<Channel, Bearer>>;
+
 /// Channels to peers, one per (node, address), created lazily and reused for every RPC.
 #[derive(Debug, Default)]
 pub struct Peers {
     channels: Mutex<HashMap<NodeId, (String, Channel)>>,
+    bearer: Bearer,
 }
 
 impl Peers {
+    /// Peers reached with `access`'s cluster token (none when access control is off).
+    pub fn new(access: &Access) -> Result<Self, AccessError> {
+        Ok(Peers {
+            channels: Mutex::default(),
+            bearer: Bearer::new(access.cluster_token())?,
+        })
+    }
+
     /// The channel to `id` at `addr` (a new one only when the address changed).
     pub fn channel(&self, id: NodeId, addr: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self
@@ -52,10 +66,13 @@ impl Peers {
         &self,
         id: NodeId,
         addr: &str,
-    ) -> Result<RaftInternalClient<Channel>, tonic::transport::Error> {
-        Ok(RaftInternalClient::new(self.channel(id, addr)?)
-            .max_decoding_message_size(64 * 1024 * 1024)
-            .max_encoding_message_size(64 * 1024 * 1024))
+    ) -> Result<InternalClient, tonic::transport::Error> {
+        let channel = self.channel(id, addr)?;
+        Ok(
+            RaftInternalClient::with_interceptor(channel, self.bearer.clone())
+                .max_decoding_message_size(64 * 1024 * 1024)
+                .max_encoding_message_size(64 * 1024 * 1024),
+        )
     }
 }
 
@@ -96,7 +113,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 /// The network to one peer.
 pub struct PeerClient {
     target: NodeId,
-    client: Result<RaftInternalClient<Channel>, String>,
+    client: Result<InternalClient, String>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -39,6 +39,10 @@ pub struct NodeConfig {
     /// Most signals in one ingest batch.
     #[serde(default = "default_max_batch")]
     pub max_batch_signals: usize,
+    /// The access file (cluster token, client tokens with roles; see `crate::auth`). None:
+    /// no access control, for development on one machine.
+    #[serde(default)]
+    pub access: Option<PathBuf>,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -86,6 +90,7 @@ impl NodeConfig {
             evaluate_every_ms: default_evaluate_ms(),
             request_timeout_ms: default_request_timeout_ms(),
             max_batch_signals: default_max_batch(),
+            access: None,
         }
     }
 

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 pub use config::NodeConfig;
 pub use error::NodeError;
 
+use crate::auth::Access;
 use crate::consensus::network::{Network, Peers};
 use crate::consensus::Raft;
 use crate::ids::{Millis, NodeId};
@@ -50,6 +51,8 @@ pub struct Node {
     pub raft: Raft,
     pub state: Arc<StateHandle>,
     pub peers: Arc<Peers>,
+    /// Who may call this node (checked at the API edge).
+    pub access: Access,
     /// A second handle on the Raft log, read by the read barrier (see `log_floor`).
     log: LogStore,
     last_stamp: AtomicI64,
@@ -70,9 +73,13 @@ impl Node {
     pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
         config.validate()?;
         let raft_config = Arc::new(config.raft_config()?);
+        let access = match &config.access {
+            Some(path) => Access::load(path)?,
+            None => Access::open_to_all(),
+        };
         let (log, sm) = crate::store::open(&config.data)?;
         let state = sm.handle();
-        let peers = Arc::new(Peers::default());
+        let peers = Arc::new(Peers::new(&access)?);
         let network = Network {
             peers: peers.clone(),
         };
@@ -84,6 +91,7 @@ impl Node {
             raft,
             state,
             peers,
+            access,
             log,
             last_stamp: AtomicI64::new(0),
             shutdown: watch::channel(false).0,

@@ -37,14 +37,21 @@ pub fn test_config(id: u64, dir: &std::path::Path) -> NodeConfig {
 impl Cluster {
     /// Starts `n` nodes and initialises them as one cluster.
     pub async fn start(n: u64) -> Cluster {
+        Self::start_with(n, |_, _| {}).await
+    }
+
+    /// Starts `n` nodes, each configured by `configure` (given the cluster's temp dir too),
+    /// and initialises them as one cluster.
+    pub async fn start_with(
+        n: u64,
+        configure: impl Fn(&mut NodeConfig, &std::path::Path),
+    ) -> Cluster {
         let dir = TempDir::new().expect("temp dir");
         let mut nodes = Vec::new();
         for id in 1..=n {
-            nodes.push(
-                rampart::server::start(test_config(id, dir.path()))
-                    .await
-                    .expect("start node"),
-            );
+            let mut config = test_config(id, dir.path());
+            configure(&mut config, dir.path());
+            nodes.push(rampart::server::start(config).await.expect("start node"));
         }
         let members: BTreeMap<u64, String> = nodes
             .iter()
