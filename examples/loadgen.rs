@@ -83,11 +83,11 @@ metrics:
 async fn decision_latency(endpoints: &[String], trials: usize) -> anyhow::Result<()> {
     use rampart::proto::v1::contracts_client::ContractsClient;
     use tokio_stream::StreamExt;
-    let writer = rampart::consensus::network::endpoint(&endpoints[0])?
+    let writer = rampart::consensus::network::endpoint(&endpoints[0], None)?
         .connect()
         .await?;
     let watcher =
-        rampart::consensus::network::endpoint(endpoints.last().map_or("", String::as_str))?
+        rampart::consensus::network::endpoint(endpoints.last().map_or("", String::as_str), None)?
             .connect()
             .await?;
     let mut from_ack = Vec::new();
@@ -187,7 +187,11 @@ async fn main() -> anyhow::Result<()> {
     let per_batch: u64 = args.get(5).map_or(Ok(1), |s| s.parse())?;
     let mut channels = Vec::new();
     for e in &endpoints {
-        channels.push(rampart::consensus::network::endpoint(e)?.connect().await?);
+        channels.push(
+            rampart::consensus::network::endpoint(e, None)?
+                .connect()
+                .await?,
+        );
     }
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);

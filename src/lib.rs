@@ -12,6 +12,7 @@
 //!   membership, the leader's evaluator.
 //! - [`api`]: the gRPC edge (`rampart.v1`), errors mapped to statuses in one place.
 //! - [`auth`]: bearer tokens with roles for clients, the cluster token between nodes.
+//! - [`tls`]: mutual TLS between nodes and for clients.
 //! - [`server`]: a node bound to a listener, started and stopped the same way everywhere.
 //! - [`cli`]: the `rampart` command line.
 
@@ -29,3 +30,4 @@ pub mod proto;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod tls;

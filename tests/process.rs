@@ -66,7 +66,7 @@ fn free_port() -> u16 {
 
 /// A lazily connecting channel: calls fail fast while the node is down.
 fn lazy(endpoint: &str) -> Channel {
-    rampart::consensus::network::endpoint(endpoint)
+    rampart::consensus::network::endpoint(endpoint, None)
         .expect("endpoint")
         .timeout(Duration::from_secs(3))
         .connect_lazy()

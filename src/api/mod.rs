@@ -104,7 +104,13 @@ pub async fn serve(
         SignalsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         auth.clone(),
     );
-    Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = &node.tls {
+        builder = builder
+            .tls_config(tls.server())
+            .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
+    }
+    builder
         .timeout(node.config.request_timeout() + Duration::from_secs(1))
         .concurrency_limit_per_connection(512)
         .tcp_nodelay(true)

@@ -8,6 +8,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::auth::Bearer;
+use crate::tls::{Tls, TlsFiles};
 
 /// Where the CLI calls, and with which token.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct Target {
     pub endpoint: String,
     /// The bearer token, when the cluster has access control on.
     pub token: Option<String>,
+    /// CA, certificate and key, when the cluster serves mutual TLS.
+    pub tls: Option<TlsFiles>,
 }
 
 /// A connection that shows the target's token on every call.
@@ -25,7 +28,11 @@ pub type Conn = InterceptedService<Channel, Bearer>;
 pub async fn connect(target: &Target) -> anyhow::Result<Conn> {
     let endpoint = &target.endpoint;
     let bearer = Bearer::new(target.token.as_deref()).context("--token / RAMPART_TOKEN")?;
-    let ep = crate::consensus::network::endpoint(endpoint)
+    let tls = match &target.tls {
+        Some(files) => Some(Tls::load(files)?.client()),
+        None => None,
+    };
+    let ep = crate::consensus::network::endpoint(endpoint, tls.as_ref())
         .with_context(|| format!("bad endpoint {endpoint}"))?;
     let channel = ep.timeout(Duration::from_secs(30))
         .connect()
@@ -61,6 +68,9 @@ where
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
     let hint = match status.code() {
         tonic::Code::Unauthenticated => " (pass --token or set RAMPART_TOKEN)",
+        tonic::Code::Unknown if status.message().contains("transport error") => {
+            " (if the cluster serves TLS, pass --ca, --cert and --key)"
+        }
         _ => "",
     };
     anyhow::anyhow!("{:?}: {}{hint}", status.code(), status.message())

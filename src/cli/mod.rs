@@ -28,6 +28,16 @@ pub struct Cli {
     /// Bearer token, when the cluster has an access file (see `rampart serve --access`).
     #[arg(long, global = true, env = "RAMPART_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate (PEM) of a cluster serving mutual TLS; with --cert and --key. For
+    /// `serve`, the node's own TLS material.
+    #[arg(long, global = true, env = "RAMPART_CA", requires_all = ["cert", "key"])]
+    pub ca: Option<PathBuf>,
+    /// Certificate (PEM) shown to the cluster, signed by --ca.
+    #[arg(long, global = true, env = "RAMPART_CERT", requires_all = ["ca", "key"])]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, global = true, env = "RAMPART_KEY", requires_all = ["ca", "cert"])]
+    pub key: Option<PathBuf>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
@@ -101,9 +111,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let target = client::Target {
         endpoint: cli.endpoint.clone(),
         token: cli.token.clone(),
+        tls: match (&cli.ca, &cli.cert, &cli.key) {
+            (Some(ca), Some(cert), Some(key)) => Some(crate::tls::TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
     };
     match cli.command {
-        Command::Serve(args) => serve::run(args).await,
+        Command::Serve(args) => serve::run(args, target.tls).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Contract(cmd) => remote::contract(&target, out, cmd).await,
         Command::Signal(cmd) => remote::signal(&target, out, cmd).await,

@@ -67,8 +67,12 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
     Ok(config)
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = config(&args)?;
+/// Runs a node; `tls` (the global --ca/--cert/--key) overrides the config file's `tls`.
+pub async fn run(args: ServeArgs, tls: Option<crate::tls::TlsFiles>) -> anyhow::Result<()> {
+    let mut config = config(&args)?;
+    if tls.is_some() {
+        config.tls = tls;
+    }
     let running = crate::server::start(config).await?;
     tracing::info!(id = running.node.id, addr = %running.addr, "serving; initialise a new cluster with `rampart cluster init`");
     super::shutdown_signal().await;

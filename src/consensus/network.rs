@@ -17,7 +17,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use super::TypeConfig;
 use crate::auth::{Access, AccessError, Bearer};
@@ -34,14 +34,17 @@ pub type InternalClient = RaftInternalClient<InterceptedService<Channel, Bearer>
 pub struct Peers {
     channels: Mutex<HashMap<NodeId, (String, Channel)>>,
     bearer: Bearer,
+    tls: Option<ClientTlsConfig>,
 }
 
 impl Peers {
-    /// Peers reached with `access`'s cluster token (none when access control is off).
-    pub fn new(access: &Access) -> Result<Self, AccessError> {
+    /// Peers reached with `access`'s cluster token (none when access control is off), over
+    /// TLS when `tls` is given.
+    pub fn new(access: &Access, tls: Option<ClientTlsConfig>) -> Result<Self, AccessError> {
         Ok(Peers {
             channels: Mutex::default(),
             bearer: Bearer::new(access.cluster_token())?,
+            tls,
         })
     }
 
@@ -56,7 +59,7 @@ impl Peers {
                 return Ok(channel.clone());
             }
         }
-        let channel = endpoint(addr)?.connect_lazy();
+        let channel = endpoint(addr, self.tls.as_ref())?.connect_lazy();
         channels.insert(id, (addr.to_owned(), channel.clone()));
         Ok(channel)
     }
@@ -76,18 +79,29 @@ impl Peers {
     }
 }
 
-/// An endpoint with the timeouts rampart uses between nodes.
-pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-    let uri = if addr.starts_with("http://") || addr.starts_with("https://") {
-        addr.to_owned()
-    } else {
-        format!("http://{addr}")
+/// An endpoint with the timeouts rampart uses between nodes; over TLS when `tls` is given
+/// (an `http://` address then becomes `https://`).
+pub fn endpoint(
+    addr: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<Endpoint, tonic::transport::Error> {
+    let host = addr
+        .strip_prefix("http://")
+        .or_else(|| addr.strip_prefix("https://"))
+        .unwrap_or(addr);
+    let scheme = match (tls, addr.starts_with("https://")) {
+        (Some(_), _) | (None, true) => "https",
+        (None, false) => "http",
     };
-    Ok(Endpoint::from_shared(uri)?
+    let endpoint = Endpoint::from_shared(format!("{scheme}://{host}"))?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(10))
-        .keep_alive_while_idle(true))
+        .keep_alive_while_idle(true);
+    match tls {
+        Some(config) => endpoint.tls_config(config.clone()),
+        None => Ok(endpoint),
+    }
 }
 
 /// The factory openraft asks for a client per target.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::NodeId;
+use crate::tls::TlsFiles;
 
 /// Everything a node needs to run. Read from a TOML/YAML file or flags, then `validate`d.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +44,9 @@ pub struct NodeConfig {
     /// no access control, for development on one machine.
     #[serde(default)]
     pub access: Option<PathBuf>,
+    /// Mutual TLS for every connection (see `crate::tls`). None: plaintext.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -91,6 +95,7 @@ impl NodeConfig {
             request_timeout_ms: default_request_timeout_ms(),
             max_batch_signals: default_max_batch(),
             access: None,
+            tls: None,
         }
     }
 

@@ -33,6 +33,7 @@ use crate::proto::internal::{Blob, Empty};
 use crate::state::{Command, Response};
 use crate::store::codec::{decode, encode};
 use crate::store::{LogStore, StateHandle, MAX_ENTRY_BYTES};
+use crate::tls::Tls;
 
 /// A committed write: what the state machine answered and the log index it went in at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,8 @@ pub struct Node {
     pub peers: Arc<Peers>,
     /// Who may call this node (checked at the API edge).
     pub access: Access,
+    /// This node's TLS material, when it serves mutual TLS.
+    pub tls: Option<Tls>,
     /// A second handle on the Raft log, read by the read barrier (see `log_floor`).
     log: LogStore,
     last_stamp: AtomicI64,
@@ -79,7 +82,8 @@ impl Node {
         };
         let (log, sm) = crate::store::open(&config.data)?;
         let state = sm.handle();
-        let peers = Arc::new(Peers::new(&access)?);
+        let tls = config.tls.as_ref().map(Tls::load).transpose()?;
+        let peers = Arc::new(Peers::new(&access, tls.as_ref().map(Tls::client))?);
         let network = Network {
             peers: peers.clone(),
         };
@@ -92,6 +96,7 @@ impl Node {
             state,
             peers,
             access,
+            tls,
             log,
             last_stamp: AtomicI64::new(0),
             shutdown: watch::channel(false).0,
