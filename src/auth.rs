@@ -17,13 +17,17 @@
 //! an admin also changes membership. Health and reflection need no token (probes use them).
 //! Without an access file every caller is an anonymous admin, as in `rampart dev`.
 //!
+//! A node may also limit how often each caller calls (`rate_limit` in the node config): per
+//! token, or per client IP address without access control. Over the limit a call gets
+//! RESOURCE_EXHAUSTED; node-to-node calls are never limited.
+//!
 //! This module owns the file format and the checks; it never decides what a call does.
 
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -250,13 +254,70 @@ fn bearer(metadata: &tonic::metadata::MetadataMap) -> Result<&str, Status> {
         .ok_or_else(|| Status::unauthenticated("authorization: expected `Bearer <token>`"))
 }
 
-/// Server side: authenticates a public API call and records its [`Caller`].
-#[derive(Debug, Clone)]
-pub struct Authenticate(pub Access);
+/// How many calls one caller may make: a sustained rate and a burst (token bucket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Calls per second, sustained.
+    pub per_second: u32,
+    /// Calls allowed at once above the sustained rate.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The field and reason when the limit cannot work.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.per_second == 0 {
+            return Err(("rate_limit.per_second", "must be positive"));
+        }
+        if self.burst == 0 {
+            return Err(("rate_limit.burst", "must be positive"));
+        }
+        Ok(())
+    }
+}
+
+type KeyedLimiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// Server side: authenticates a public API call, records its [`Caller`], and applies the
+/// per-caller rate limit (callers are tokens, or client IP addresses without access control).
+#[derive(Clone)]
+pub struct Authenticate {
+    access: Access,
+    limiter: Option<Arc<KeyedLimiter>>,
+}
+
+impl Authenticate {
+    /// Authentication by `access`; at most `limit` calls per caller when given (a limit that
+    /// fails [`RateLimit::check`] is treated as no limit; the node config refuses it earlier).
+    pub fn new(access: Access, limit: Option<RateLimit>) -> Self {
+        let limiter = limit.and_then(|l| {
+            let rate = std::num::NonZeroU32::new(l.per_second)?;
+            let burst = std::num::NonZeroU32::new(l.burst)?;
+            let quota = governor::Quota::per_second(rate).allow_burst(burst);
+            Some(Arc::new(governor::RateLimiter::keyed(quota)))
+        });
+        Authenticate { access, limiter }
+    }
+}
 
 impl Interceptor for Authenticate {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
-        let caller = self.0.caller(request.metadata())?;
+        let caller = self.access.caller(request.metadata())?;
+        if let Some(limiter) = &self.limiter {
+            let key = if caller.authenticated {
+                format!("token:{}", caller.name)
+            } else {
+                request
+                    .remote_addr()
+                    .map_or_else(|| "unknown".to_owned(), |a| format!("ip:{}", a.ip()))
+            };
+            if limiter.check_key(&key).is_err() {
+                return Err(Status::resource_exhausted(format!(
+                    "rate limit: {key} is over this node's per-caller limit; slow down and retry"
+                )));
+            }
+        }
         request.extensions_mut().insert(caller);
         Ok(request)
     }
@@ -344,7 +405,7 @@ mod tests {
 
     #[test]
     fn a_known_token_gets_its_role_and_nothing_above() {
-        let mut auth = Authenticate(access());
+        let mut auth = Authenticate::new(access(), None);
         let request = auth.call(with_token(Some(READER))).unwrap();
         let caller = authorize(&request, Role::Reader, "reading").unwrap();
         assert_eq!((caller.name.as_str(), caller.role), ("dash", Role::Reader));
@@ -355,7 +416,7 @@ mod tests {
 
     #[test]
     fn missing_unknown_and_cluster_tokens_are_refused_for_clients() {
-        let mut auth = Authenticate(access());
+        let mut auth = Authenticate::new(access(), None);
         for token in [None, Some("nope"), Some(CLUSTER)] {
             let status = auth.call(with_token(token)).unwrap_err();
             assert_eq!(status.code(), tonic::Code::Unauthenticated, "{token:?}");
@@ -374,10 +435,34 @@ mod tests {
 
     #[test]
     fn without_an_access_file_everyone_is_an_anonymous_admin() {
-        let mut auth = Authenticate(Access::open_to_all());
+        let mut auth = Authenticate::new(Access::open_to_all(), None);
         let request = auth.call(with_token(None)).unwrap();
         let caller = authorize(&request, Role::Admin, "changing membership").unwrap();
         assert!(!caller.authenticated);
+    }
+
+    #[test]
+    fn each_caller_has_its_own_rate_limit() {
+        let limit = RateLimit {
+            per_second: 1,
+            burst: 2,
+        };
+        let mut auth = Authenticate::new(access(), Some(limit));
+        assert!(auth.call(with_token(Some(READER))).is_ok());
+        assert!(auth.call(with_token(Some(READER))).is_ok());
+        let status = auth.call(with_token(Some(READER))).unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(status.message().contains("token:dash"), "{status:?}");
+        // Without access control callers are told apart by address; none here, one bucket.
+        let mut open = Authenticate::new(Access::open_to_all(), Some(limit));
+        assert!(open.call(with_token(None)).is_ok());
+        assert!(open.call(with_token(None)).is_ok());
+        assert!(open.call(with_token(None)).is_err());
+        assert_eq!(limit.check(), Ok(()));
+        assert_eq!(
+            RateLimit { burst: 0, ..limit }.check(),
+            Err(("rate_limit.burst", "must be positive"))
+        );
     }
 
     #[test]

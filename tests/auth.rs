@@ -214,3 +214,43 @@ async fn each_role_does_what_it_may_and_nothing_more() {
 
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_over_its_rate_limit_is_told_to_slow_down() {
+    let cluster = Cluster::start_with(1, |config, dir| {
+        let path = dir.join("access.toml");
+        std::fs::write(&path, access_file()).expect("write access file");
+        config.access = Some(path);
+        config.rate_limit = Some(rampart::auth::RateLimit {
+            per_second: 1,
+            burst: 2,
+        });
+    })
+    .await;
+    let channel = cluster.channel(0).await;
+    let list = pb::ListGatesRequest {
+        consistency: pb::Consistency::Local as i32,
+    };
+    // 20 calls at once need 18 s at 1/s beyond the burst of 2: some must be refused.
+    let mut reader = GatesClient::new(with(&channel, Some(READER)));
+    let mut outcomes = Vec::new();
+    for _ in 0..20 {
+        outcomes.push(reader.list_gates(list).await.map(|_| ()));
+    }
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    let refused = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .collect::<Vec<_>>();
+    assert!(!refused.is_empty(), "no call was limited");
+    for status in &refused {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("token:dashboard"), "{status:?}");
+    }
+    // Another caller has its own allowance.
+    GatesClient::new(with(&channel, Some(OPERATOR)))
+        .list_gates(list)
+        .await
+        .expect("another token is not limited by the first");
+    cluster.stop().await;
+}

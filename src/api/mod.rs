@@ -95,7 +95,7 @@ pub async fn serve(
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
     let peer = InterceptedService::new(peer, PeerGuard(node.access.clone()));
-    let auth = Authenticate(node.access.clone());
+    let auth = Authenticate::new(node.access.clone(), node.config.rate_limit);
     let guarded_contracts = InterceptedService::new(
         ContractsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         auth.clone(),

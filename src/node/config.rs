@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::RateLimit;
 use crate::ids::NodeId;
 use crate::tls::TlsFiles;
 
@@ -47,6 +48,9 @@ pub struct NodeConfig {
     /// Mutual TLS for every connection (see `crate::tls`). None: plaintext.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// Calls per caller (token, or client IP without access control). None: no limit.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -96,6 +100,7 @@ impl NodeConfig {
             max_batch_signals: default_max_batch(),
             access: None,
             tls: None,
+            rate_limit: None,
         }
     }
 
@@ -147,6 +152,9 @@ impl NodeConfig {
                 "max_batch_signals",
                 "must be between 1 and 10000 (a batch is one log entry)",
             );
+        }
+        if let Some(Err((field, reason))) = self.rate_limit.map(|l| l.check()) {
+            return fail(field, reason);
         }
         if self.data.as_os_str().is_empty() {
             return fail("data", "must name a directory");
