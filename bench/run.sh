@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-10}
 CONC=${CONC:-64}
-if ! command -v etcd >/dev/null 2>&1; then
-  apt-get update && apt-get install -y --no-install-recommends etcd-server
+if ! command -v etcd >/dev/null 2>&1 || ! command -v etcdctl >/dev/null 2>&1; then
+  apt-get update && apt-get install -y --no-install-recommends etcd-server etcd-client
 fi
 cargo build --release --bin rampart --example loadgen
 BIN=$PWD/target/release/rampart
