@@ -33,9 +33,9 @@ pub fn run(out: Output, args: &BacktestArgs) -> anyhow::Result<()> {
     }
     let report = backtest(&contract, &signals);
     if out.json {
-        println!("{}", render_json(&report));
+        outln!("{}", render_json(&report));
     } else {
-        print!("{}", render_table(&report));
+        out!("{}", render_table(&report));
     }
     Ok(())
 }

@@ -1,6 +1,21 @@
 //! The command line: `rampart serve`, `rampart dev`, and client commands for people
 //! (tables by default, `--json` for scripts). Async and IO live here, at the edge.
 
+/// `println!` for command output: when stdout is closed (`rampart gate watch | head`), the
+/// command ends quietly instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for command output; see `outln!`.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod backtest;
 mod client;
 mod dev;
@@ -164,5 +179,18 @@ fn existing_file(path: &str) -> Result<PathBuf, String> {
         Ok(p)
     } else {
         Err(format!("{path}: no such file"))
+    }
+}
+
+/// Writes command output; exits 0 when the reader went away, 1 on any other write error.
+pub(crate) fn write_stdout(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
     }
 }

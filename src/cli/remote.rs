@@ -184,14 +184,16 @@ pub async fn contract(target: &Target, out: Output, cmd: ContractCmd) -> anyhow:
             .map_err(status_error)?
             .into_inner();
             if out.json {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"gate": reply.gate, "contract_version": reply.contract_version, "yaml": reply.yaml})
                 );
             } else {
-                println!(
+                outln!(
                     "# {} contract version {}\n{}",
-                    reply.gate, reply.contract_version, reply.yaml
+                    reply.gate,
+                    reply.contract_version,
+                    reply.yaml
                 );
             }
         }
@@ -298,9 +300,9 @@ pub async fn signal(target: &Target, out: Output, cmd: SignalCmd) -> anyhow::Res
     }
     let summary = serde_json::json!({"file": file.display().to_string(), "accepted": accepted, "rejected": rejected.len(), "duplicate_batches": duplicates, "rejections": rejected});
     if out.json {
-        println!("{summary}");
+        outln!("{summary}");
     } else {
-        println!(
+        outln!(
             "{}: {accepted} accepted, {} rejected{}",
             file.display(),
             rejected.len(),
@@ -311,7 +313,7 @@ pub async fn signal(target: &Target, out: Output, cmd: SignalCmd) -> anyhow::Res
             }
         );
         for r in rejected.iter().take(20) {
-            println!(
+            outln!(
                 "  line {}: {}: {}",
                 r["line"],
                 r["field"].as_str().unwrap_or(""),
@@ -319,7 +321,7 @@ pub async fn signal(target: &Target, out: Output, cmd: SignalCmd) -> anyhow::Res
             );
         }
         if rejected.len() > 20 {
-            println!("  ... {} more (use --json to see all)", rejected.len() - 20);
+            outln!("  ... {} more (use --json to see all)", rejected.len() - 20);
         }
     }
     Ok(())
@@ -465,24 +467,24 @@ pub async fn gate(target: &Target, out: Output, cmd: GateCmd) -> anyhow::Result<
                 .map_err(status_error)?
                 .into_inner();
             if !out.json {
-                print!("{}", super::table::render(&DECISION_HEADERS, &[]));
+                out!("{}", super::table::render(&DECISION_HEADERS, &[]));
             }
             while let Some(event) = stream.message().await.map_err(status_error)? {
                 match event.event {
                     Some(pb::watch_event::Event::State(g)) => {
                         if out.json {
-                            println!("{}", serde_json::json!({"state": gate_json(&g)}));
+                            outln!("{}", serde_json::json!({"state": gate_json(&g)}));
                         } else {
                             for row in gate_rows(&g) {
-                                println!("state  {}", row.join("  "));
+                                outln!("state  {}", row.join("  "));
                             }
                         }
                     }
                     Some(pb::watch_event::Event::Decision(d)) => {
                         if out.json {
-                            println!("{}", serde_json::json!({"decision": decision_json(&d)}));
+                            outln!("{}", serde_json::json!({"decision": decision_json(&d)}));
                         } else {
-                            println!("{}", decision_row(&d).join("  "));
+                            outln!("{}", decision_row(&d).join("  "));
                         }
                     }
                     None => {}
@@ -510,7 +512,7 @@ pub async fn decisions(target: &Target, out: Output, args: DecisionsArgs) -> any
     .map_err(status_error)?
     .into_inner();
     if out.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(
                 &reply
@@ -522,7 +524,7 @@ pub async fn decisions(target: &Target, out: Output, args: DecisionsArgs) -> any
         );
         return Ok(());
     }
-    print!(
+    out!(
         "{}",
         super::table::render(
             &DECISION_HEADERS,
@@ -532,9 +534,13 @@ pub async fn decisions(target: &Target, out: Output, args: DecisionsArgs) -> any
     if args.evidence {
         for d in &reply.decisions {
             for e in &d.evidence {
-                println!(
+                outln!(
                     "  v{} {} {}: {} [{}]",
-                    d.version, e.cohort, e.metric, e.summary, e.zone
+                    d.version,
+                    e.cohort,
+                    e.metric,
+                    e.summary,
+                    e.zone
                 );
             }
         }
@@ -582,7 +588,7 @@ fn status_out(out: Output, s: &pb::ClusterStatus) {
     });
     if !out.json {
         let leader = s.leader_id.map_or("none".to_owned(), |l| l.to_string());
-        println!(
+        outln!(
             "leader {leader}, term {}, voters {:?}, learners {:?}{}",
             s.term,
             s.voters,
@@ -687,6 +693,6 @@ pub async fn health(target: &Target) -> anyhow::Result<()> {
         "not serving (status {})",
         reply.status
     );
-    println!("SERVING");
+    outln!("SERVING");
     Ok(())
 }

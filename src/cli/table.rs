@@ -13,11 +13,11 @@ impl Output {
     pub fn print<T: Serialize>(&self, value: &T, headers: &[&str], rows: Vec<Vec<String>>) {
         if self.json {
             match serde_json::to_string_pretty(value) {
-                Ok(text) => println!("{text}"),
+                Ok(text) => outln!("{text}"),
                 Err(e) => eprintln!("error: cannot encode JSON: {e}"),
             }
         } else {
-            print!("{}", render(headers, &rows));
+            out!("{}", render(headers, &rows));
         }
     }
 }
