@@ -13,8 +13,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use rampart::api::convert::millis;
+use rampart::auth::Bearer;
 use rampart::proto::v1 as pb;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+use super::secure::ClientSecurity;
 
 use crate::history::{
     ChangeRec, CohortView, DecisionRecord, EvidenceRec, GateView, Micros, Op, Outcome,
@@ -36,22 +40,34 @@ pub fn now_ms() -> i64 {
     now_us() / 1000
 }
 
+/// A channel to one node that shows the drill's token (if any) on every call.
+pub type Conn = InterceptedService<Channel, Bearer>;
+
 /// One channel per node, reused by every client (tonic multiplexes calls over it).
 #[derive(Clone)]
 pub struct Pool {
-    channels: BTreeMap<u64, Channel>,
+    channels: BTreeMap<u64, Conn>,
 }
 
 impl Pool {
-    /// Channels to `endpoints` (id → URL); nothing connects until the first call.
-    pub fn new(endpoints: &BTreeMap<u64, String>) -> anyhow::Result<Self> {
+    /// Channels to `endpoints` (id → URL), over mutual TLS with a token when `security` is
+    /// given; nothing connects until the first call.
+    pub fn new(
+        endpoints: &BTreeMap<u64, String>,
+        security: Option<&ClientSecurity>,
+    ) -> anyhow::Result<Self> {
         let mut channels = BTreeMap::new();
         for (id, url) in endpoints {
-            let channel = Endpoint::from_shared(url.clone())?
+            let endpoint = match security {
+                Some(s) => rampart::consensus::network::endpoint(url, Some(&s.tls))?,
+                None => Endpoint::from_shared(url.clone())?,
+            };
+            let channel = endpoint
                 .connect_timeout(Duration::from_millis(500))
                 .timeout(CALL_TIMEOUT)
                 .connect_lazy();
-            channels.insert(*id, channel);
+            let bearer = security.map(|s| s.bearer.clone()).unwrap_or_default();
+            channels.insert(*id, InterceptedService::new(channel, bearer));
         }
         Ok(Self { channels })
     }
@@ -61,15 +77,13 @@ impl Pool {
     }
 
     /// The channel of node `id`, or of any node when `id` is unknown.
-    pub fn channel(&self, id: u64) -> Channel {
+    pub fn channel(&self, id: u64) -> Conn {
         match self.channels.get(&id) {
             Some(c) => c.clone(),
-            None => self
-                .channels
-                .values()
-                .next()
-                .cloned()
-                .unwrap_or_else(|| Endpoint::from_static("http://127.0.0.1:1").connect_lazy()),
+            None => self.channels.values().next().cloned().unwrap_or_else(|| {
+                let channel = Endpoint::from_static("http://127.0.0.1:1").connect_lazy();
+                InterceptedService::new(channel, Bearer::default())
+            }),
         }
     }
 

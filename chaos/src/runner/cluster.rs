@@ -7,6 +7,7 @@
 //! local process sent a loopback packet). Needs root for iptables and for the uids; without
 //! root, partition drills are skipped and say so.
 
+use super::secure::{ClientSecurity, Secure};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -24,6 +25,10 @@ pub trait Cluster: Send {
     fn members(&self) -> BTreeMap<u64, String>;
     /// URLs the drill's clients use, by node id.
     fn endpoints(&self) -> BTreeMap<u64, String>;
+    /// TLS and token for the drill's clients, when the cluster runs secured.
+    fn client_security(&self) -> anyhow::Result<Option<ClientSecurity>> {
+        Ok(None)
+    }
     /// Starts a node (its data kept) — also used for a brand-new node id.
     fn start(&mut self, id: u64) -> anyhow::Result<()>;
     /// SIGKILL.
@@ -67,22 +72,37 @@ pub struct Loopback {
     ids: Vec<u64>,
     children: BTreeMap<u64, Child>,
     root: bool,
+    secure: Option<Secure>,
 }
 
+/// The highest node id a loopback drill uses (a replaced node gets a new id); the secured
+/// cluster's certificate names the addresses of ids up to it.
+const MAX_ID: u64 = 100;
+
 impl Loopback {
-    /// A cluster of nodes 1..=n with data under `dir` (wiped first).
-    pub fn new(binary: PathBuf, dir: PathBuf, n: u64) -> anyhow::Result<Self> {
+    /// A cluster of nodes 1..=n with data under `dir` (wiped first); with mutual TLS and
+    /// access tokens when `secure`.
+    pub fn new(binary: PathBuf, dir: PathBuf, n: u64, secure: bool) -> anyhow::Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
         }
         std::fs::create_dir_all(&dir)?;
         let root = run("id", &["-u"]).is_ok_and(|u| u.trim() == "0");
+        let secure = if secure {
+            let hosts = (1..=MAX_ID)
+                .map(|id| format!("127.0.0.{}", 10 + id))
+                .collect();
+            Some(Secure::create(&dir.join("secure"), hosts)?)
+        } else {
+            None
+        };
         let mut cluster = Self {
             binary,
             dir,
             ids: (1..=n).collect(),
             children: BTreeMap::new(),
             root,
+            secure,
         };
         if root {
             cluster.chain_up()?;
@@ -143,6 +163,10 @@ impl Cluster for Loopback {
         self.ids.iter().map(|id| (*id, Self::addr(*id))).collect()
     }
 
+    fn client_security(&self) -> anyhow::Result<Option<ClientSecurity>> {
+        self.secure.as_ref().map(Secure::client).transpose()
+    }
+
     fn endpoints(&self) -> BTreeMap<u64, String> {
         self.ids
             .iter()
@@ -175,6 +199,7 @@ impl Cluster for Loopback {
             ])
             .arg("--data")
             .arg(&data)
+            .args(self.secure.iter().flat_map(Secure::serve_args))
             .env("RAMPART_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

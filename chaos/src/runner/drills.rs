@@ -190,7 +190,8 @@ pub async fn run(
             skipped: Some("partitions need root on loopback".into()),
         });
     }
-    let pool = Pool::new(&cluster.endpoints())?;
+    let security = cluster.client_security()?;
+    let pool = Pool::new(&cluster.endpoints(), security.as_ref())?;
     bootstrap(cluster, &pool).await?;
     let ctx = Ctx {
         pool: pool.clone(),
@@ -278,7 +279,7 @@ pub async fn run(
     }
     let faults = faults?;
     let endpoints = cluster.endpoints();
-    let final_pool = Pool::new(&endpoints)?;
+    let final_pool = Pool::new(&endpoints, security.as_ref())?;
     settle(&final_pool, last_signal).await;
     // The watcher must reach what the nodes hold when collected (decisions made later are
     // beyond the record and not owed).

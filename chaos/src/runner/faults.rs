@@ -55,7 +55,7 @@ async fn admin(
     pool: &Pool,
     what: &str,
     f: impl Fn(
-        AdminClient<tonic::transport::Channel>,
+        AdminClient<super::client::Conn>,
     ) -> futures::future::BoxFuture<
         'static,
         Result<tonic::Response<pb::ClusterStatus>, tonic::Status>,

@@ -10,6 +10,7 @@ pub mod drills;
 pub mod faults;
 pub mod observers;
 pub mod report;
+pub mod secure;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -69,6 +70,9 @@ enum Cmd {
         /// The docker image (docker target).
         #[arg(long, default_value = "rampart:local")]
         image: String,
+        /// Mutual TLS and access tokens on every connection (loopback target).
+        #[arg(long)]
+        secure: bool,
     },
     /// Check a recorded drill (a directory with history.jsonl and nodes.jsonl).
     Check { dir: PathBuf },
@@ -122,7 +126,11 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             out,
             rampart,
             image,
+            secure,
         } => {
+            if secure && matches!(target, Target::Docker) {
+                anyhow::bail!("--secure runs on the loopback target only");
+            }
             let settings = if long {
                 Settings {
                     warmup: Duration::from_secs(5),
@@ -156,7 +164,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 std::fs::create_dir_all(&dir)?;
                 let mut cluster: Box<dyn Cluster> = match target {
                     Target::Loopback => {
-                        Box::new(Loopback::new(rampart.clone(), dir.join("data"), 3)?)
+                        Box::new(Loopback::new(rampart.clone(), dir.join("data"), 3, secure)?)
                     }
                     Target::Docker => Box::new(docker::Docker::new(&image, drill.name(), 3)?),
                 };
