@@ -183,6 +183,34 @@ async fn contract_signals_expansion_rollback_and_watch_resume() {
         .expect("a rollback decision");
     assert!(rollback.kill_switch && !rollback.evidence.is_empty());
 
+    tracing::info!("--- the rollback's evidence over gRPC carries every engine figure");
+    let listed = GatesClient::new(cluster.channel(other).await)
+        .list_decisions(pb::ListDecisionsRequest {
+            gate: "fast".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("list decisions")
+        .into_inner();
+    let served = listed
+        .decisions
+        .iter()
+        .find(|d| d.version == rollback.version)
+        .expect("the rollback over gRPC");
+    let (engine, wire) = (&rollback.evidence[0], &served.evidence[0]);
+    assert!(
+        engine.ceiling_p_value.is_some(),
+        "a ceiling kill has a p-value"
+    );
+    assert_eq!(wire.ceiling_p_value, engine.ceiling_p_value);
+    assert_eq!(wire.srm_p_value, engine.srm_p_value);
+    assert_eq!(wire.alpha, engine.alpha);
+    assert_eq!(wire.low_confidence_share, engine.low_confidence_share);
+    assert_eq!(
+        wire.treatment_interval.as_ref().map(|i| (i.low, i.high)),
+        engine.treatment_interval
+    );
+
     tracing::info!("--- everyone gets the fallback, on any node");
     let mut gates = GatesClient::new(cluster.channel(other).await);
     for unit in ["u1", "u2", "u3", "u4"] {

@@ -162,6 +162,11 @@ pub fn evidence(e: &MetricEvidence) -> pb::MetricEvidence {
         window_control: e.window_control,
         span_windows: e.span_windows,
         test: e.test.clone(),
+        treatment_interval: interval(e.treatment_interval),
+        ceiling_p_value: e.ceiling_p_value,
+        srm_p_value: e.srm_p_value,
+        low_confidence_share: e.low_confidence_share,
+        alpha: e.alpha,
     }
 }
 
