@@ -39,6 +39,13 @@ fn access_file() -> String {
     text
 }
 
+/// Writes the access file into the cluster's directory and points the node at it.
+fn with_access(config: &mut rampart::node::NodeConfig, dir: &std::path::Path) {
+    let path = dir.join("access.toml");
+    std::fs::write(&path, access_file()).expect("write access file");
+    config.access = Some(path);
+}
+
 type Conn = InterceptedService<Channel, Bearer>;
 
 fn with(channel: &Channel, token: Option<&str>) -> Conn {
@@ -64,20 +71,11 @@ fn get(gate: &str) -> pb::GetGateRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_does_what_it_may_and_nothing_more() {
-    let cluster = Cluster::start_with(3, |config, dir| {
-        let path = dir.join("access.toml");
-        std::fs::write(&path, access_file()).expect("write access file");
-        config.access = Some(path);
-    })
-    .await;
+    let cluster = Cluster::start_with(3, with_access).await;
     // The cluster elected a leader, so votes and heartbeats carry the cluster token. Talk to
     // a follower so that every write is forwarded to the leader, with the cluster token too.
     let leader = cluster.wait_for_leader().await;
-    let follower = cluster
-        .nodes
-        .iter()
-        .position(|n| n.node.id != leader)
-        .expect("a follower");
+    let follower = cluster.follower(leader);
     let channel = cluster.channel(follower).await;
 
     // No token, an unknown token, the cluster token: not a client.
@@ -218,9 +216,7 @@ async fn each_role_does_what_it_may_and_nothing_more() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_over_its_rate_limit_is_told_to_slow_down() {
     let cluster = Cluster::start_with(1, |config, dir| {
-        let path = dir.join("access.toml");
-        std::fs::write(&path, access_file()).expect("write access file");
-        config.access = Some(path);
+        with_access(config, dir);
         config.rate_limit = Some(rampart::auth::RateLimit {
             per_second: 1,
             burst: 2,

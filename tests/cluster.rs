@@ -69,11 +69,7 @@ async fn gate_state(cluster: &Cluster, i: usize) -> pb::GateState {
 async fn contract_signals_expansion_rollback_and_watch_resume() {
     let cluster = Cluster::start(3).await;
     let leader = cluster.wait_for_leader().await;
-    let follower = cluster
-        .nodes
-        .iter()
-        .position(|n| n.node.id != leader)
-        .expect("a follower");
+    let follower = cluster.follower(leader);
     let other = (0..3)
         .find(|i| *i != follower && cluster.nodes[*i].node.id != leader)
         .expect("another follower");

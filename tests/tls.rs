@@ -75,11 +75,7 @@ async fn nodes_and_clients_speak_mutual_tls() {
     let cluster = Cluster::start_with(3, |config, _| config.tls = Some(node_files.clone())).await;
     // Elected over TLS; now a write through a follower is forwarded over TLS too.
     let leader = cluster.wait_for_leader().await;
-    let follower = cluster
-        .nodes
-        .iter()
-        .position(|n| n.node.id != leader)
-        .expect("a follower");
+    let follower = cluster.follower(leader);
     let addr = cluster.nodes[follower].addr.to_string();
 
     let channel = connect(&addr, Some(&client_files))

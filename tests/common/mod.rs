@@ -83,6 +83,14 @@ impl Cluster {
         .await
     }
 
+    /// The position in `nodes` of a node other than `leader`.
+    pub fn follower(&self, leader: u64) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.node.id != leader)
+            .expect("a follower")
+    }
+
     pub fn endpoint(&self, i: usize) -> String {
         self.nodes[i].endpoint()
     }
