@@ -96,14 +96,6 @@ pub async fn serve(
         .max_encoding_message_size(64 * 1024 * 1024);
     let peer = InterceptedService::new(peer, PeerGuard(node.access.clone()));
     let auth = Authenticate::new(node.access.clone(), node.config.rate_limit);
-    let guarded_contracts = InterceptedService::new(
-        ContractsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
-        auth.clone(),
-    );
-    let guarded_signals = InterceptedService::new(
-        SignalsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
-        auth.clone(),
-    );
     let mut builder = Server::builder();
     if let Some(tls) = &node.tls {
         builder = builder
@@ -120,20 +112,25 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection)
         .add_service(peer)
-        .add_service(guarded_contracts)
-        .add_service(guarded_signals)
-        .add_service(InterceptedService::new(
-            GatesServer::new(api.clone()),
-            auth.clone(),
+        .add_service(guarded(
+            ContractsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            &auth,
         ))
-        .add_service(InterceptedService::new(
-            OverridesServer::new(api.clone()),
-            auth.clone(),
+        .add_service(guarded(
+            SignalsServer::new(api.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+            &auth,
         ))
-        .add_service(InterceptedService::new(AdminServer::new(api), auth))
+        .add_service(guarded(GatesServer::new(api.clone()), &auth))
+        .add_service(guarded(OverridesServer::new(api.clone()), &auth))
+        .add_service(guarded(AdminServer::new(api), &auth))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// A public service behind authentication (and the per-caller rate limit).
+fn guarded<S>(service: S, auth: &Authenticate) -> InterceptedService<S, Authenticate> {
+    InterceptedService::new(service, auth.clone())
 }
 
 /// SERVING only while a leader is known and this node's apply has caught up with its log.

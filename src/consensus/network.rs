@@ -30,7 +30,7 @@ use crate::store::codec::{decode, encode};
 pub type InternalClient = RaftInternalClient<InterceptedService<Channel, Bearer>>;
 
 /// Channels to peers, one per (node, address), created lazily and reused for every RPC.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Peers {
     channels: Mutex<HashMap<NodeId, (String, Channel)>>,
     bearer: Bearer,
