@@ -195,10 +195,13 @@ async fn contract_signals_expansion_rollback_and_watch_resume() {
         .expect("the rollback over gRPC");
     let (engine, wire) = (&rollback.evidence[0], &served.evidence[0]);
     assert!(
-        engine.ceiling_p_value.is_some(),
-        "a ceiling kill has a p-value"
+        engine.ceiling_e_value.is_some(),
+        "a sequential ceiling kill has an e-value"
     );
     assert_eq!(wire.ceiling_p_value, engine.ceiling_p_value);
+    assert_eq!(wire.ceiling_e_value, engine.ceiling_e_value);
+    assert_eq!(wire.ceiling_span_windows, engine.ceiling_span_windows);
+    assert_eq!(wire.ceiling_alpha, engine.ceiling_alpha);
     assert_eq!(wire.srm_p_value, engine.srm_p_value);
     assert_eq!(wire.alpha, engine.alpha);
     assert_eq!(wire.low_confidence_share, engine.low_confidence_share);

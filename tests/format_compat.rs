@@ -19,7 +19,7 @@ fn fixtures() -> PathBuf {
 
 fn entries() -> Vec<Entry<TypeConfig>> {
     let contract =
-        Contract::from_yaml(include_str!("../examples/checkout-v2.yaml")).expect("contract");
+        Contract::from_yaml(include_str!("data/format-v1/checkout-v2.yaml")).expect("contract");
     let kill = Override {
         gate: GateKey::try_from("checkout-v2").expect("gate"),
         cohort: None,

@@ -199,9 +199,12 @@ proptest! {
         let j = judge(&c, &current, &[], &s, true);
         prop_assert_eq!(j.verdict, Verdict::Stay);
         prop_assert!(!j.kill_switch);
-        let mut expected = s.clone();
-        expected.last_window = Some(T0);
-        prop_assert_eq!(j.next, expected);
+        // The rollout does not move; the audit trail (streaks) stays true.
+        let n = &j.next;
+        prop_assert_eq!((n.stage, n.exposure, n.status, n.stage_since), (s.stage, s.exposure, s.status, s.stage_since));
+        prop_assert_eq!((&n.approved_stage, &n.severe_topics_seen, &n.healthy_since), (&s.approved_stage, &s.severe_topics_seen, &s.healthy_since));
+        prop_assert_eq!((n.evidence_since, n.restarts), (s.evidence_since, s.restarts));
+        prop_assert_eq!(n.last_window, Some(T0));
     }
 
     #[test]

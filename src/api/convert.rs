@@ -167,6 +167,9 @@ pub fn evidence(e: &MetricEvidence) -> pb::MetricEvidence {
         srm_p_value: e.srm_p_value,
         low_confidence_share: e.low_confidence_share,
         alpha: e.alpha,
+        ceiling_e_value: e.ceiling_e_value,
+        ceiling_span_windows: e.ceiling_span_windows,
+        ceiling_alpha: e.ceiling_alpha,
     }
 }
 

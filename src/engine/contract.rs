@@ -302,18 +302,45 @@ impl Default for Actions {
     }
 }
 
-/// Severe complaint topics and the zone their first appearance puts the gate in.
+/// Severe complaint topics and the zone they put the gate in.
+///
+/// `severe` topics are judged as a comparison: the share of the treatment's confident
+/// observations that mention the topic against the control's, with the same sequential test
+/// and error budget as a metric; the zone applies when the treatment's share is significantly
+/// higher and at least `min_increase` above the control's. `any_mention` phrases are the few
+/// that stop a cohort on `min_mentions` confident treatment mentions in a window, whatever
+/// the control says (each once per cohort).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Topics {
     #[serde(default)]
     pub severe: Vec<String>,
-    /// Zone a severe topic seen in the treatment (and not in control) triggers.
+    /// Phrases that act on any confident treatment mention.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any_mention: Vec<String>,
+    /// Zone a severe topic (or an `any_mention` phrase) puts the cohort in.
     #[serde(default = "stop_zone")]
     pub on_new_severe: TopicZone,
-    /// How many treatment observations must mention a severe topic in a window.
+    /// How many treatment observations must mention an `any_mention` phrase in a window.
     #[serde(default = "one_u64")]
     pub min_mentions: u64,
+    /// Smallest increase of a severe topic's mention share over control's that counts, as a
+    /// share of control's (or of the pooled share when control never mentions it).
+    #[serde(default = "default_topic_increase")]
+    pub min_increase: Fraction,
+}
+
+fn default_topic_increase() -> Fraction {
+    Fraction(0.5)
+}
+
+/// Sample-ratio mismatch: which counts are units assigned to the arms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SrmSpec {
+    /// The metric whose samples count assigned units (e.g. a conversion rate's trials, one
+    /// per user exposed). Its arms' cumulative counts are tested once per cohort.
+    pub units: MetricName,
 }
 
 fn one_u64() -> u64 {
@@ -362,13 +389,19 @@ pub struct Contract {
     pub approval: Option<Approval>,
     #[serde(default)]
     pub on_unreliable: OnUnreliable,
-    /// Largest tolerated deviation of the treatment share of samples from its expected
-    /// share before the arms count as mismatched (sample-ratio mismatch), as a p-value floor.
+    /// The share of `alpha` spent on the sample-ratio-mismatch check (when `srm` is set).
     #[serde(default = "default_srm_alpha")]
     pub srm_alpha: f64,
-    /// Expected share of samples in the treatment arm (for sample-ratio mismatch).
+    /// Expected share of units in the treatment arm (for sample-ratio mismatch).
     #[serde(default = "half")]
     pub treatment_share: f64,
+    /// Sample-ratio mismatch check on assigned units; none: not checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srm: Option<SrmSpec>,
+    /// Change detection: sequential tests are also judged on evidence that starts every
+    /// `span` windows (see `engine::spans`), so a regression that begins late is not diluted.
+    #[serde(default = "default_span")]
+    pub span: u32,
     pub metrics: Vec<MetricSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topics: Option<Topics>,
@@ -387,6 +420,9 @@ fn default_srm_alpha() -> f64 {
 }
 fn half() -> f64 {
     0.5
+}
+fn default_span() -> u32 {
+    4
 }
 
 impl Contract {

@@ -19,7 +19,10 @@ pub(crate) fn decide(
     let cohort = input.cohort;
     let at = reason::exposure(from);
     let sticky = matches!(next.status, CohortStatus::Held | CohortStatus::ManualReview);
-    if outcome.worst != Zone::Healthy || outcome.unreliable.is_some() {
+    if outcome.worst != Zone::Healthy
+        || outcome.unreliable.is_some()
+        || outcome.warming_up.is_some()
+    {
         next.healthy_since = None;
     }
     let zone_action = match outcome.worst {
@@ -52,6 +55,15 @@ pub(crate) fn decide(
     }
     if let Some(action) = watch_action {
         return apply(action, next, sticky, cohort, &at, text);
+    }
+    if let Some(why) = &outcome.warming_up {
+        if sticky {
+            return (Verdict::Stay, stays_sticky(cohort, next.status, &at));
+        }
+        return (
+            Verdict::Stay,
+            format!("{cohort} stays at {at} without expanding while it warms up: {why}"),
+        );
     }
     healthy(contract, input, next, outcome.metrics, &at)
 }

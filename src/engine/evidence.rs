@@ -88,10 +88,19 @@ pub struct MetricEvidence {
     /// Interval of this window's treatment value (what ceilings and floors are judged on).
     #[serde(default)]
     pub treatment_interval: Option<(f64, f64)>,
-    /// p-value of "the treatment is on the bad side of its ceiling/floor", when one is set.
+    /// p-value of "the treatment is on the bad side of its ceiling/floor", when one is set
+    /// (fixed test).
     #[serde(default)]
     pub ceiling_p_value: Option<f64>,
-    /// Sample-ratio-mismatch p-value of this window's arm sizes.
+    /// e-value of the same (sequential test), the windows it pooled and its level.
+    #[serde(default)]
+    pub ceiling_e_value: Option<f64>,
+    #[serde(default)]
+    pub ceiling_span_windows: u32,
+    #[serde(default)]
+    pub ceiling_alpha: Option<f64>,
+    /// Anytime-valid sample-ratio-mismatch p-value of the cohort's units (the same for
+    /// every metric of the window).
     #[serde(default)]
     pub srm_p_value: Option<f64>,
     /// Share of this window's observations under the confidence floor.
@@ -99,7 +108,7 @@ pub struct MetricEvidence {
     pub low_confidence_share: Option<f64>,
 }
 
-/// A severe complaint topic seen in the treatment and not in control.
+/// A severe complaint topic: compared between the arms, or an `any_mention` phrase seen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicEvidence {
     pub topic: String,
@@ -109,7 +118,26 @@ pub struct TopicEvidence {
     pub window: Window,
     pub treatment_mentions: u64,
     pub control_mentions: u64,
-    /// The zone it put the cohort in (`on_new_severe`), or healthy when already acted upon.
+    /// The zone it put the cohort in (`on_new_severe`), or healthy.
     pub zone: Zone,
     pub summary: String,
+    /// Share of confident observations mentioning the topic, per arm, over the span.
+    #[serde(default)]
+    pub treatment_share: Option<f64>,
+    #[serde(default)]
+    pub control_share: Option<f64>,
+    /// The comparison's e-value (sequential) or one-sided p-value (fixed).
+    #[serde(default)]
+    pub e_value: Option<f64>,
+    #[serde(default)]
+    pub p_value: Option<f64>,
+    /// The level the comparison was judged at.
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Windows pooled.
+    #[serde(default)]
+    pub span_windows: u32,
+    /// An `any_mention` phrase (acts on any mention) rather than a compared topic.
+    #[serde(default)]
+    pub any_mention: bool,
 }

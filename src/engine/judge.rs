@@ -1,48 +1,49 @@
 //! Judging one metric of one cohort in one window: which samples to compare, whether they
 //! can be trusted, what the test says, and which zone rules the data meet.
 //!
-//! # What a zone rule means
+//! # One test per decision
 //!
-//! - **relative / absolute** (comparisons with the baseline): met when the test shows, at the
-//!   metric's significance level, that the treatment is *worse* than the baseline (the
-//!   interval of the difference lies wholly on the harmful side of zero: for the sequential
-//!   test, the e-value reached 1/α), **and** the estimated worsening reaches the threshold
-//!   (Δ/baseline ≥ relative, Δ ≥ absolute, in the metric's bad direction). Statistical and
-//!   practical significance, both required.
-//! - **above / below** (ceilings and floors): judged on this window's treatment value alone,
-//!   whatever the baseline: met when the window's (1 − α) interval of the treatment value
-//!   (Wald for rates, t for means) lies wholly beyond the bound. The p-value of the one-sample
-//!   test against the strictest bound (score z for rates, t for means) is reported with it.
+//! Every rule is decided by a **one-sided** test of harm, and the interval reported is the
+//! one that test implies, so what the evidence shows is what the zone was decided on:
 //!
-//! # Which samples
+//! - sequential (default): the one-sided mixture SPRT (`stats::msprt::one_sided_look`) on the
+//!   pooled samples of each evidence span ([`spans`](super::spans)); harm is significant on a
+//!   span when its e-value reaches 1/α_span, which is exactly when the always-valid bound
+//!   θ̂ − d lies on the harmful side of zero. The interval shown is θ̂ ± d.
+//! - fixed: this window alone, the one-sided Wald z test (rates) or Welch t test (means);
+//!   significant exactly when θ̂ − q·se lies on the harmful side; shown: θ̂ ± q·se.
 //!
-//! - baseline `control`, test `sequential`: cumulative treatment vs cumulative control over
-//!   the evidence span — every window of the cohort since the gate began (or since
-//!   `CohortState::evidence_since`), at most [`MAX_SPAN`] windows — judged with the mSPRT.
-//! - baseline `control`, test `fixed`: this window's treatment vs this window's control.
-//! - baseline `rolling: D`: this window's treatment vs the control pooled over the earlier
-//!   windows that started within D before this one. The baseline moves, so the sequential
-//!   mixture ratio here is a valid test at each look (Markov), not across looks.
-//! - baseline `fixed`: the treatment (cumulative in sequential mode) vs the fixed value.
+//! The relative interval is the difference interval as a share of the baseline estimate.
 //!
-//! # Error rate
+//! # What a rule means
 //!
-//! Every test of a metric runs at α/M, M the number of metrics in the contract (Bonferroni),
-//! so the chance that any metric of a cohort falsely lands in a zone during the whole rollout
-//! is at most α for sequential tests. Zones of one metric share its test, so they add no
-//! multiplicity. Cohorts are decided independently, each at α.
+//! - **relative / absolute**: met when, on some span, the treatment is significantly worse
+//!   than the baseline **and** that span's estimated worsening reaches the threshold
+//!   (statistical and practical significance, both required).
+//! - **above / below** (ceilings and floors): met when, on some span, the treatment's value is
+//!   significantly beyond the bound (one-sided test against the bound; for rates in sequential
+//!   mode under the variance at the bound, c(1 − c)/n). Nested bounds share the test's level.
+//!
+//! # Baselines
+//!
+//! - `control`: the control arm pooled over the same span.
+//! - `rolling: D`: the control pooled over the earlier windows that started within D before
+//!   this one; while no such window exists yet the metric is *warming up* (no expansion, no
+//!   manual review). The baseline moves, so across looks this is a heuristic, not a guarantee.
+//! - `fixed`: a value per metric.
 //!
 //! # The mixing variance
 //!
-//! τ is the smallest worsening the metric's rules name, in the metric's unit: relative
-//! thresholds times the baseline estimate, absolute thresholds, and for ceilings/floors the
-//! distance from the baseline to the bound. The mixture then weighs effects of the size the
-//! contract cares about (Johari et al. recommend matching τ to the effects of interest).
+//! τ is the smallest worsening the metric's comparison rules name, in the metric's unit; for
+//! ceilings and floors the distance from the baseline to the bound (at least a quarter of the
+//! bound). The mixture then weighs effects of the size the contract cares about.
 //!
 //! This module never decides a verdict and never touches cohort state.
 
+use super::budget::{has_comparison, has_level, Budget};
 use super::contract::{Baseline, Better, Contract, MetricKind, MetricSpec, TestKind, ZoneRule};
 use super::reliability::check_reliability;
+use super::spans::{pool, EvidenceSpan};
 use super::stats::{self, fixed, msprt, Moments};
 use super::window::{ArmAggregate, CohortWindow, MetricWindow, Window};
 use crate::ids::Millis;
@@ -53,7 +54,7 @@ pub const MAX_SPAN: usize = 96;
 /// What a metric's data say this window, before streaks and verdicts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Assessment {
-    /// Judged values: treatment over the span, the baseline, and the window alone.
+    /// Judged values over the reported span: treatment, control, the baseline.
     pub treatment: Option<f64>,
     pub control: Option<f64>,
     pub baseline: Option<f64>,
@@ -72,16 +73,24 @@ pub struct Assessment {
     pub samples_control: u64,
     pub window_samples_treatment: u64,
     pub window_samples_control: u64,
+    /// The interval of the treatment's value the ceiling/floor test was decided on.
     pub treatment_interval: Option<(f64, f64)>,
     pub ceiling_p_value: Option<f64>,
+    pub ceiling_e_value: Option<f64>,
+    pub ceiling_span_windows: u32,
+    pub ceiling_alpha: Option<f64>,
     pub srm_p_value: Option<f64>,
     pub low_confidence_share: Option<f64>,
-    /// The data show the treatment worse than the baseline at the metric's level.
+    /// Level of the reported comparison span.
+    pub alpha: Option<f64>,
+    /// The data show the treatment worse than the baseline on the reported span.
     pub significant_harm: bool,
     /// Rules met this window, from reliable data only: watch, stop, kill.
     pub met: [bool; 3],
     /// Why the metric cannot be trusted this window (a needed part failed a check).
     pub unreliable: Option<String>,
+    /// Why the metric cannot be judged yet although nothing is wrong (no baseline yet).
+    pub warming_up: Option<String>,
 }
 
 /// Everything needed to judge one metric.
@@ -90,11 +99,13 @@ pub struct MetricInput<'a> {
     pub spec: &'a MetricSpec,
     pub window: Window,
     pub current: &'a CohortWindow,
-    /// Earlier windows of the cohort inside the evidence span, oldest first.
-    pub span: &'a [CohortWindow],
-    /// Earlier windows of the cohort, oldest first (for rolling baselines and staleness).
+    /// Earlier windows of the cohort, oldest first (spans, rolling baselines, staleness).
     pub history: &'a [CohortWindow],
-    pub alpha: f64,
+    /// The spans the tests are judged on (one, the window, for the fixed test).
+    pub spans: &'a [EvidenceSpan],
+    pub budget: &'a Budget,
+    /// Why the arms' assignment cannot be trusted (sample-ratio mismatch), when it cannot.
+    pub srm_mismatch: Option<&'a str>,
 }
 
 /// The sign that makes a difference "worse": +1 when lower is better.
@@ -105,7 +116,7 @@ pub fn harm_sign(better: Better) -> f64 {
     }
 }
 
-fn moments(kind: MetricKind, agg: &ArmAggregate) -> Option<Moments> {
+pub(crate) fn moments(kind: MetricKind, agg: &ArmAggregate) -> Option<Moments> {
     match kind {
         MetricKind::Rate => Moments::rate(agg.events, agg.trials),
         MetricKind::Mean | MetricKind::Observations => {
@@ -114,29 +125,79 @@ fn moments(kind: MetricKind, agg: &ArmAggregate) -> Option<Moments> {
     }
 }
 
-fn has_comparison(spec: &MetricSpec) -> bool {
-    rules(spec)
-        .iter()
-        .flatten()
-        .any(|r| r.relative.is_some() || r.absolute.is_some())
-}
-
-fn has_level(spec: &MetricSpec) -> bool {
-    rules(spec)
-        .iter()
-        .flatten()
-        .any(|r| r.above.is_some() || r.below.is_some())
-}
-
 /// The zone rules in order watch, stop, kill.
 pub fn rules(spec: &MetricSpec) -> [Option<&ZoneRule>; 3] {
     [spec.watch.as_ref(), spec.stop.as_ref(), spec.kill.as_ref()]
 }
 
 /// The baseline sample: an arm aggregate or a fixed value.
-enum BaselineSample {
+#[derive(Clone)]
+pub(crate) enum BaselineSample {
     Arm(ArmAggregate),
     Value(f64),
+}
+
+/// One one-sided test of harm on one span.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Tested {
+    /// Estimate − reference, in the metric's unit (not oriented).
+    pub delta: f64,
+    /// The decided interval of `delta`: delta ± d.
+    pub interval: (f64, f64),
+    pub e_value: Option<f64>,
+    pub p_value: Option<f64>,
+    pub significant: bool,
+    /// How far past its threshold the test is (log e − log(1/α), or z − q): comparable
+    /// between spans of one test.
+    pub margin: f64,
+    pub alpha: f64,
+}
+
+/// The one-sided test of "the estimate is no worse than the reference" for `harm` =
+/// sign·(estimate − reference) with variance `v`. `tau` is the mixing sd (sequential) and
+/// `df` the t test's degrees of freedom (fixed; None for z).
+pub(crate) fn test_harm(
+    delta: f64,
+    sign: f64,
+    v: f64,
+    tau: Option<f64>,
+    df: Option<f64>,
+    alpha: f64,
+    sequential: bool,
+) -> Option<Tested> {
+    let harm = sign * delta;
+    if sequential {
+        let tau = tau?;
+        let look = msprt::one_sided_look(harm, v, tau * tau, alpha)?;
+        let threshold = (1.0 / alpha).ln();
+        return Some(Tested {
+            delta,
+            interval: (
+                stats::finite(delta - look.radius)?,
+                stats::finite(delta + look.radius)?,
+            ),
+            e_value: stats::finite(look.e_value),
+            p_value: None,
+            significant: look.log_e >= threshold,
+            margin: look.log_e - threshold,
+            alpha,
+        });
+    }
+    let se = v.sqrt();
+    let test = fixed::one_sided(harm, se, df)?;
+    let q = fixed::one_sided_quantile(alpha, df)?;
+    Some(Tested {
+        delta,
+        interval: (
+            stats::finite(delta - q * se)?,
+            stats::finite(delta + q * se)?,
+        ),
+        e_value: None,
+        p_value: Some(test.p_value),
+        significant: test.p_value <= alpha,
+        margin: test.statistic - q,
+        alpha,
+    })
 }
 
 /// Judges one metric for one window.
@@ -150,86 +211,122 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
         window_control: now.control.value(kind).and_then(stats::finite),
         window_samples_treatment: now.treatment.samples(kind),
         window_samples_control: now.control.samples(kind),
+        test: test_name(input.contract, spec).to_owned(),
         ..Assessment::default()
     };
+    let pooled = pool(
+        input.history,
+        input.current,
+        input.window,
+        name,
+        input.spans,
+    );
 
-    // Treatment over the comparison span, and the baseline sample.
-    let sequential = input.contract.test == TestKind::Sequential;
-    let mut treatment = now.treatment.clone();
-    let mut span_windows = 1u32;
-    let baseline = match &input.contract.baseline {
-        Baseline::Control => {
-            let mut control = now.control.clone();
-            if sequential {
-                for w in input.span {
-                    let m = w.metric(name);
-                    treatment.merge(&m.treatment);
-                    control.merge(&m.control);
-                    span_windows += 1;
-                }
-            }
-            out.baseline_source = "control".to_owned();
-            BaselineSample::Arm(control)
-        }
+    // The rolling baseline is one sample for every span.
+    let mut rolling_windows = 0usize;
+    let rolling = match &input.contract.baseline {
         Baseline::Rolling(span) => {
-            let mut pooled = ArmAggregate::default();
+            let mut agg = ArmAggregate::default();
             let from: Millis = input.window.start.saturating_sub(span.0);
             for w in input.history {
                 if w.window
                     .is_some_and(|x| x.start >= from && x.start < input.window.start)
                 {
-                    pooled.merge(&w.metric(name).control);
+                    agg.merge(&w.metric(name).control);
+                    rolling_windows += 1;
                 }
             }
             out.baseline_source = format!("control of the previous {}", String::from(*span));
-            BaselineSample::Arm(pooled)
+            Some(agg)
         }
-        Baseline::Fixed(values) => {
-            if sequential {
-                for w in input.span {
-                    treatment.merge(&w.metric(name).treatment);
-                    span_windows += 1;
-                }
-            }
+        Baseline::Control => {
+            out.baseline_source = "control".to_owned();
+            None
+        }
+        Baseline::Fixed(_) => {
             out.baseline_source = "fixed".to_owned();
-            BaselineSample::Value(values.get(name).copied().unwrap_or(0.0))
+            None
         }
     };
-    out.span_windows = span_windows;
-    out.samples_treatment = treatment.samples(kind);
-    out.treatment = treatment.value(kind).and_then(stats::finite);
-    let (baseline_value, baseline_samples) = match &baseline {
-        BaselineSample::Arm(agg) => {
-            out.control = agg.value(kind).and_then(stats::finite);
-            (out.control, agg.samples(kind))
-        }
-        BaselineSample::Value(v) => (Some(*v), 0),
+    let baseline_of = |m: &MetricWindow| match &input.contract.baseline {
+        Baseline::Control => BaselineSample::Arm(m.control.clone()),
+        Baseline::Rolling(_) => BaselineSample::Arm(rolling.clone().unwrap_or_default()),
+        Baseline::Fixed(values) => BaselineSample::Value(values.get(name).copied().unwrap_or(0.0)),
     };
-    out.samples_control = baseline_samples;
-    out.baseline = baseline_value;
+    let baseline_samples = match baseline_of(&now) {
+        BaselineSample::Arm(agg) => agg.samples(kind),
+        BaselineSample::Value(_) => 0,
+    };
 
     let reliability = check_reliability(input, &now, baseline_samples);
-    out.srm_p_value = reliability.srm_p_value;
     out.low_confidence_share = reliability.low_confidence_share;
-
-    let comparison_reliable = reliability.comparison.is_none();
-    compare(input, &mut out, &treatment, &baseline);
-    let level_reliable = reliability.level.is_none();
-    judge_level(input, &mut out, &now.treatment);
+    let warming = matches!(input.contract.baseline, Baseline::Rolling(_)) && rolling_windows == 0;
+    let mut comparison_unreliable = reliability.comparison.clone();
+    if warming {
+        comparison_unreliable = None;
+        out.warming_up = Some(format!(
+            "{}: no earlier window to build the rolling baseline from yet",
+            super::reason::metric_label(name)
+        ));
+    }
+    if let Some(srm) = input.srm_mismatch {
+        comparison_unreliable = Some(match comparison_unreliable {
+            Some(why) => format!("{why}; {srm}"),
+            None => srm.to_owned(),
+        });
+    }
+    let comparison_ok = comparison_unreliable.is_none() && !warming;
 
     let sign = harm_sign(spec.better);
-    for (i, rule) in rules(spec).into_iter().enumerate() {
-        let Some(rule) = rule else { continue };
-        let by_comparison = comparison_reliable
-            && out.significant_harm
-            && (rule
-                .relative
-                .is_some_and(|r| out.relative.is_some_and(|x| x * sign >= r.0))
-                || rule
-                    .absolute
-                    .is_some_and(|a| out.delta.is_some_and(|d| d * sign >= a)));
-        let by_level = level_reliable && level_met(rule, &out, spec.better);
-        out.met[i] = by_comparison || by_level;
+    let rule_list = rules(spec);
+    if has_comparison(spec) {
+        let mut best: Option<(usize, Tested)> = None;
+        let mut best_rank = (-1i32, f64::NEG_INFINITY);
+        for (i, span) in input.spans.iter().enumerate() {
+            let (m, _) = &pooled[i];
+            let Some(t) = compare(input, &m.treatment, &baseline_of(m), span) else {
+                continue;
+            };
+            let relative = relative_of(&t, &baseline_of(m), kind);
+            let mut worst_met = -1i32;
+            for (z, rule) in rule_list.iter().enumerate() {
+                let Some(rule) = rule else { continue };
+                let practical = rule
+                    .relative
+                    .is_some_and(|r| relative.is_some_and(|x| x * sign >= r.0))
+                    || rule.absolute.is_some_and(|a| t.delta * sign >= a);
+                if t.significant && practical {
+                    if comparison_ok {
+                        out.met[z] = true;
+                    }
+                    worst_met = worst_met.max(i32::try_from(z).unwrap_or(0));
+                }
+            }
+            let rank = (worst_met, t.margin);
+            if rank.0 > best_rank.0 || (rank.0 == best_rank.0 && rank.1 > best_rank.1) {
+                best_rank = rank;
+                best = Some((i, t));
+            }
+        }
+        // Without any test (no data), report the restart span's values.
+        let shown = best.map_or(0, |(i, _)| i);
+        if let Some((m, windows)) = pooled.get(shown) {
+            fill_comparison(
+                &mut out,
+                kind,
+                m,
+                &baseline_of(m),
+                *windows,
+                best.map(|b| b.1),
+            );
+        }
+    } else if let Some((m, windows)) = pooled.first() {
+        fill_comparison(&mut out, kind, m, &baseline_of(m), *windows, None);
+    }
+
+    let level_ok = reliability.level.is_none();
+    if has_level(spec) {
+        judge_level(input, &mut out, &pooled, level_ok);
     }
 
     let mut reasons = Vec::new();
@@ -237,7 +334,7 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
         reasons.extend(reliability.level);
     }
     if has_comparison(spec) && !spec.guardrail {
-        reasons.extend(reliability.comparison);
+        reasons.extend(comparison_unreliable);
     }
     reasons.dedup();
     if !reasons.is_empty() {
@@ -246,129 +343,107 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
     out
 }
 
-/// The difference test: fills delta, intervals, p or e and `significant_harm`.
+fn test_name(contract: &Contract, spec: &MetricSpec) -> &'static str {
+    let fixed_baseline = matches!(contract.baseline, Baseline::Fixed(_));
+    match (contract.test, spec.kind, fixed_baseline) {
+        (TestKind::Sequential, _, _) => "one-sided msprt",
+        (TestKind::Fixed, MetricKind::Rate, false) => "one-sided wald z",
+        (TestKind::Fixed, MetricKind::Rate, true) => "one-sided one-sample z",
+        (TestKind::Fixed, _, false) => "one-sided welch t",
+        (TestKind::Fixed, _, true) => "one-sided one-sample t",
+    }
+}
+
+/// The comparison test of one span.
 fn compare(
     input: &MetricInput<'_>,
-    out: &mut Assessment,
     treatment: &ArmAggregate,
     baseline: &BaselineSample,
-) {
+    span: &EvidenceSpan,
+) -> Option<Tested> {
     let spec = input.spec;
-    let alpha = input.alpha;
-    let level = 1.0 - alpha;
-    let Some(a) = moments(spec.kind, treatment) else {
-        return;
-    };
+    let a = moments(spec.kind, treatment)?;
     let (b, b_value) = match baseline {
-        BaselineSample::Arm(agg) => match moments(spec.kind, agg) {
-            Some(b) => (Some(b), b.mean),
-            None => return,
-        },
+        BaselineSample::Arm(agg) => {
+            let b = moments(spec.kind, agg)?;
+            (Some(b), b.mean)
+        }
         BaselineSample::Value(v) => (None, *v),
     };
-    let delta = a.mean - b_value;
-    out.delta = stats::finite(delta);
-    out.relative = (b_value != 0.0)
-        .then(|| delta / b_value.abs())
-        .and_then(stats::finite);
-    let sign = harm_sign(spec.better);
-    // Variance of the difference; a fixed baseline has none.
     let v = a.var_of_mean() + b.map_or(0.0, |b| b.var_of_mean());
-    if input.contract.test == TestKind::Sequential {
-        out.test = "msprt".to_owned();
-        let Some(tau) = mixing_sd(spec, b_value) else {
-            return;
-        };
-        let Some(look) = msprt::look(delta, v, tau * tau, alpha) else {
-            return;
-        };
-        out.e_value = stats::finite(look.e_value);
-        out.delta_interval = Some(look.interval);
-        let harmful_side = if sign > 0.0 {
-            look.interval.0 > 0.0
-        } else {
-            look.interval.1 < 0.0
-        };
-        out.significant_harm = look.e_value >= 1.0 / alpha && harmful_side;
-        out.relative_interval = match b {
-            Some(b) => sequential_relative_interval(a, b, tau, alpha),
-            None => scale_interval(look.interval, b_value),
-        };
-        return;
-    }
-    let result = match (spec.kind, baseline) {
-        (MetricKind::Rate, BaselineSample::Arm(agg)) => {
-            out.test = "two-proportion z".to_owned();
-            fixed::two_proportion_z(treatment.events, treatment.trials, agg.events, agg.trials)
-        }
-        (MetricKind::Rate, BaselineSample::Value(p0)) => {
-            out.test = "one-sample z".to_owned();
-            fixed::one_sample_rate_z(treatment.events, treatment.trials, *p0)
-        }
-        (_, BaselineSample::Arm(_)) => {
-            out.test = "welch t".to_owned();
-            b.and_then(|b| fixed::welch(a, b))
-        }
-        (_, BaselineSample::Value(mu0)) => {
-            out.test = "one-sample t".to_owned();
-            fixed::one_sample_t(a, *mu0)
-        }
+    let df = match (spec.kind, b) {
+        (MetricKind::Rate, _) => None,
+        (_, Some(b)) => fixed::welch_df(a, b),
+        (_, None) => Some(a.n - 1.0),
     };
-    let Some(result) = result else { return };
-    out.p_value = Some(result.p_value);
-    out.significant_harm = result.p_value <= alpha && delta * sign > 0.0;
-    match b {
-        Some(b) => {
-            out.delta_interval = fixed::diff_interval(a, b, level, result.df);
-            out.relative_interval = fixed::relative_interval(a, b, level);
+    let sequential = input.contract.test == TestKind::Sequential;
+    let alpha = span.level(input.budget, input.budget.test);
+    test_harm(
+        a.mean - b_value,
+        harm_sign(spec.better),
+        v,
+        mixing_sd(spec, b_value),
+        df,
+        alpha,
+        sequential,
+    )
+}
+
+fn relative_of(t: &Tested, baseline: &BaselineSample, kind: MetricKind) -> Option<f64> {
+    let b = match baseline {
+        BaselineSample::Arm(agg) => agg.value(kind)?,
+        BaselineSample::Value(v) => *v,
+    };
+    (b != 0.0)
+        .then(|| t.delta / b.abs())
+        .and_then(stats::finite)
+}
+
+/// Writes the reported span's values (and its test, when there is one) into the assessment.
+fn fill_comparison(
+    out: &mut Assessment,
+    kind: MetricKind,
+    m: &MetricWindow,
+    baseline: &BaselineSample,
+    windows: u32,
+    tested: Option<Tested>,
+) {
+    out.span_windows = windows;
+    out.samples_treatment = m.treatment.samples(kind);
+    out.treatment = m.treatment.value(kind).and_then(stats::finite);
+    let (value, samples) = match baseline {
+        BaselineSample::Arm(agg) => {
+            out.control = agg.value(kind).and_then(stats::finite);
+            (out.control, agg.samples(kind))
         }
-        None => {
-            out.delta_interval = fixed::mean_interval(a, level, result.df)
-                .map(|(lo, hi)| (lo - b_value, hi - b_value));
-            out.relative_interval = out
-                .delta_interval
-                .and_then(|iv| scale_interval(iv, b_value));
-        }
+        BaselineSample::Value(v) => (Some(*v), 0),
+    };
+    out.baseline = value;
+    out.samples_control = samples;
+    if let (Some(t), Some(b)) = (out.treatment, value) {
+        out.delta = stats::finite(t - b);
+        out.relative = (b != 0.0)
+            .then(|| (t - b) / b.abs())
+            .and_then(stats::finite);
+    }
+    let Some(t) = tested else { return };
+    out.delta = Some(t.delta);
+    out.delta_interval = Some(t.interval);
+    out.e_value = t.e_value;
+    out.p_value = t.p_value;
+    out.alpha = Some(t.alpha);
+    out.significant_harm = t.significant;
+    if let Some(b) = value.filter(|b| *b != 0.0) {
+        out.relative = stats::finite(t.delta / b.abs());
+        out.relative_interval = Some((t.interval.0 / b.abs(), t.interval.1 / b.abs()));
     }
 }
 
-/// The always-valid interval of the relative difference: the mSPRT radius on the log ratio
-/// (delta-method variance), with the mixing sd scaled to the log scale, exponentiated.
-fn sequential_relative_interval(
-    a: Moments,
-    b: Moments,
-    tau: f64,
-    alpha: f64,
-) -> Option<(f64, f64)> {
-    let var = fixed::log_ratio_var(a, b)?;
-    let tau_log = tau / b.mean;
-    let r = msprt::radius(var, tau_log * tau_log, alpha)?;
-    let centre = (a.mean / b.mean).ln();
-    Some((
-        stats::finite((centre - r).exp() - 1.0)?,
-        stats::finite((centre + r).exp() - 1.0)?,
-    ))
-}
-
-/// An interval of a difference from a fixed value, as a share of that value.
-fn scale_interval(interval: (f64, f64), base: f64) -> Option<(f64, f64)> {
-    if base == 0.0 {
-        return None;
-    }
-    let (lo, hi) = (interval.0 / base.abs(), interval.1 / base.abs());
-    Some((stats::finite(lo)?, stats::finite(hi)?))
-}
-
-/// The mixing standard deviation τ: the smallest worsening the metric's rules name.
+/// The mixing standard deviation τ of a comparison: the smallest worsening its rules name.
 pub fn mixing_sd(spec: &MetricSpec, baseline: f64) -> Option<f64> {
     let mut smallest = f64::INFINITY;
     for rule in rules(spec).into_iter().flatten() {
-        let candidates = [
-            rule.relative.map(|r| r.0 * baseline.abs()),
-            rule.absolute,
-            rule.above.map(|x| (x - baseline).abs()),
-            rule.below.map(|x| (x - baseline).abs()),
-        ];
+        let candidates = [rule.relative.map(|r| r.0 * baseline.abs()), rule.absolute];
         for c in candidates.into_iter().flatten() {
             if c > 0.0 && c < smallest {
                 smallest = c;
@@ -378,52 +453,109 @@ pub fn mixing_sd(spec: &MetricSpec, baseline: f64) -> Option<f64> {
     stats::finite(smallest)
 }
 
-/// This window's treatment against the metric's ceilings and floors.
-fn judge_level(input: &MetricInput<'_>, out: &mut Assessment, treatment: &ArmAggregate) {
-    let spec = input.spec;
-    let Some(a) = moments(spec.kind, treatment) else {
-        return;
+/// The mixing sd of a ceiling/floor test: the distance from the baseline to the bound, at
+/// least a quarter of the bound (half of it without a baseline).
+fn level_tau(bound: f64, baseline: Option<f64>) -> Option<f64> {
+    let tau = match baseline {
+        Some(b) => (bound - b).abs().max(0.25 * bound.abs()),
+        None => 0.5 * bound.abs(),
     };
-    let df = (spec.kind != MetricKind::Rate).then_some(a.n - 1.0);
-    out.treatment_interval = fixed::mean_interval(a, 1.0 - input.alpha, df);
-    // The strictest bound decides whether the window is beyond a bound at all; each rule is
-    // then checked against its own bound in `level_met`.
-    let bound = rules(spec)
+    stats::positive(tau).then_some(tau)
+}
+
+/// The treatment against one bound on one span.
+fn test_bound(
+    input: &MetricInput<'_>,
+    treatment: &ArmAggregate,
+    bound: f64,
+    baseline: Option<f64>,
+    alpha: f64,
+) -> Option<(Tested, f64)> {
+    let spec = input.spec;
+    let a = moments(spec.kind, treatment)?;
+    let sequential = input.contract.test == TestKind::Sequential;
+    let (v, df) = match spec.kind {
+        // Sequentially, under the variance at the bound: the null the ceiling states.
+        MetricKind::Rate if sequential && bound > 0.0 && bound < 1.0 => {
+            (bound * (1.0 - bound) / a.n, None)
+        }
+        MetricKind::Rate => (a.var_of_mean(), None),
+        _ => (a.var_of_mean(), Some(a.n - 1.0)),
+    };
+    let t = test_harm(
+        a.mean - bound,
+        harm_sign(spec.better),
+        v,
+        level_tau(bound, baseline),
+        df,
+        alpha,
+        sequential,
+    )?;
+    Some((t, a.mean))
+}
+
+/// The treatment against the metric's ceilings and floors, on every span.
+fn judge_level(
+    input: &MetricInput<'_>,
+    out: &mut Assessment,
+    pooled: &[(MetricWindow, u32)],
+    reliable: bool,
+) {
+    let spec = input.spec;
+    let kind = spec.kind;
+    let bound_of = |r: &ZoneRule| match spec.better {
+        Better::Lower => r.above,
+        Better::Higher => r.below,
+    };
+    // The strictest bound is reported when no rule is met.
+    let strictest = rules(spec)
         .into_iter()
         .flatten()
-        .filter_map(|r| r.above.or(r.below))
+        .filter_map(bound_of)
         .reduce(|x, y| match spec.better {
             Better::Lower => x.min(y),
             Better::Higher => x.max(y),
         });
-    if let Some(bound) = bound {
-        out.ceiling_p_value = level_test(spec.kind, treatment, a, bound).map(|r| r.p_value);
+    let Some(strictest) = strictest else { return };
+    let mut shown: Option<(i32, f64, Tested, f64, u32)> = None;
+    for (i, span) in input.spans.iter().enumerate() {
+        let (m, windows) = &pooled[i];
+        let alpha = span.level(input.budget, input.budget.test);
+        let baseline = match &input.contract.baseline {
+            Baseline::Fixed(values) => values.get(&spec.name).copied(),
+            _ => m.control.value(kind),
+        };
+        for (z, rule) in rules(spec).into_iter().enumerate() {
+            let Some(bound) = rule.and_then(bound_of) else {
+                continue;
+            };
+            let Some((t, value)) = test_bound(input, &m.treatment, bound, baseline, alpha) else {
+                continue;
+            };
+            let met = t.significant;
+            if met && reliable {
+                out.met[z] = true;
+            }
+            let rank = if met {
+                i32::try_from(z).unwrap_or(0)
+            } else {
+                -1
+            };
+            let report = met || bound == strictest;
+            let better = shown
+                .as_ref()
+                .is_none_or(|s| rank > s.0 || (rank == s.0 && t.margin > s.1));
+            if report && better {
+                shown = Some((rank, t.margin, t, value, *windows));
+            }
+        }
     }
-}
-
-fn level_test(
-    kind: MetricKind,
-    agg: &ArmAggregate,
-    a: Moments,
-    bound: f64,
-) -> Option<fixed::TestResult> {
-    match kind {
-        MetricKind::Rate => fixed::one_sample_rate_z(agg.events, agg.trials, bound),
-        MetricKind::Mean | MetricKind::Observations => fixed::one_sample_t(a, bound),
-    }
-}
-
-/// Whether a rule's ceiling or floor is crossed with evidence: this window's (1 − α) interval
-/// of the treatment value lies wholly beyond the bound.
-fn level_met(rule: &ZoneRule, out: &Assessment, better: Better) -> bool {
-    let Some((lo, hi)) = out.treatment_interval else {
-        return false;
-    };
-    let Some(value) = out.window_treatment else {
-        return false;
-    };
-    match better {
-        Better::Lower => rule.above.is_some_and(|c| value > c && lo > c),
-        Better::Higher => rule.below.is_some_and(|f| value < f && hi < f),
+    if let Some((_, _, t, value, windows)) = shown {
+        let d = (t.interval.1 - t.interval.0) / 2.0;
+        out.treatment_interval = Some((value - d, value + d));
+        out.ceiling_p_value = t.p_value;
+        out.ceiling_e_value = t.e_value;
+        out.ceiling_span_windows = windows;
+        out.ceiling_alpha = Some(t.alpha);
     }
 }

@@ -9,8 +9,11 @@
 //! - [`contract`]: the contract language and its validation.
 //! - [`signal`], [`window`]: signals and their exact per-window aggregates.
 //! - [`stats`]: tests and intervals (z, Welch, mSPRT, SRM), checked against scipy/statsmodels.
-//! - [`judge`] and [`reliability`]: one metric in one window → rules met, or unreliable.
-//! - [`topics`]: severe complaint topics new in the treatment.
+//! - [`budget`]: how the contract's α is shared so the guarantee holds per gate.
+//! - [`spans`]: the evidence spans each test is judged on (restarts, change detection).
+//! - [`judge`] and [`reliability`]: one metric in one window → rules met, or unreliable;
+//!   the cohort's sample-ratio check.
+//! - [`topics`]: severe complaint topics, compared between the arms.
 //! - [`policy`]: `evaluate`, the entry point: streaks, zones, precedence; [`decide`] turns
 //!   the outcome into a verdict and the next cohort state; [`reason`] writes the sentences.
 //! - [`evidence`]: what is stored with every decision.
@@ -22,6 +25,7 @@
 
 pub mod backtest;
 pub mod bucket;
+pub mod budget;
 pub mod contract;
 pub mod decide;
 pub mod evidence;
@@ -30,6 +34,7 @@ pub mod policy;
 pub mod reason;
 pub mod reliability;
 pub mod signal;
+pub mod spans;
 pub mod stats;
 pub mod topics;
 mod validate;

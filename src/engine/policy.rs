@@ -27,10 +27,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::budget::Budget;
 use super::contract::{Contract, MetricSpec};
 use super::evidence::{MetricEvidence, TopicEvidence, Zone};
 use super::judge::{self, MetricInput, MAX_SPAN};
 use super::reason;
+use super::reliability::srm_check;
+use super::spans::candidate_spans;
 use super::topics;
 use super::window::{CohortWindow, Window};
 use crate::ids::{CohortName, MetricName, Millis};
@@ -105,6 +108,13 @@ pub struct CohortState {
     /// cohort so the test starts afresh on new data.
     #[serde(default)]
     pub evidence_since: Option<Millis>,
+    /// Evidence restarts used so far (each spends a share of the error budget; at most
+    /// `budget::max_restarts`).
+    #[serde(default)]
+    pub restarts: u32,
+    /// Start of the cohort's first judged window: the origin of the change-detection grid.
+    #[serde(default)]
+    pub first_window: Option<Millis>,
 }
 
 impl CohortState {
@@ -121,7 +131,20 @@ impl CohortState {
             severe_topics_seen: Vec::new(),
             healthy_since: None,
             evidence_since: None,
+            restarts: 0,
+            first_window: None,
         }
+    }
+
+    /// Restarts the sequential evidence at `from` (the first window of a new population),
+    /// unless the cohort has used every restart its budget allows. Returns whether it did.
+    pub fn restart_evidence(&mut self, contract: &Contract, from: Millis) -> bool {
+        if self.restarts >= super::budget::max_restarts(contract) {
+            return false;
+        }
+        self.restarts += 1;
+        self.evidence_since = Some(from);
+        true
     }
 }
 
@@ -201,6 +224,8 @@ pub(crate) struct Outcome {
     pub(crate) worst_text: String,
     /// First unreliable metric's line, when any metric is unreliable.
     pub(crate) unreliable: Option<String>,
+    /// Why some metric cannot be judged yet (no rolling baseline), when nothing is worse.
+    pub(crate) warming_up: Option<String>,
     pub(crate) metrics: usize,
 }
 
@@ -210,14 +235,20 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
     let frozen = input.kill_switch || input.state.status == CohortStatus::RolledBack;
     let mut next = input.state.clone();
     next.last_window = Some(input.window.start);
+    next.first_window.get_or_insert(input.window.start);
 
     let history = &input.history[input.history.len().saturating_sub(MAX_SPAN)..];
-    let span_from = input.state.evidence_since.map_or(0, |since| {
-        history.partition_point(|w| w.window.is_none_or(|x| x.start < since))
-    });
-    let span = &history[span_from..];
-    #[allow(clippy::cast_precision_loss)] // a handful of metrics
-    let alpha = contract.alpha / contract.metrics.len().max(1) as f64;
+    let budget = Budget::of(contract);
+    let spans = candidate_spans(contract, &next, input.window, &budget);
+    let restart_from = spans.first().map_or(input.window.start, |s| s.from);
+    let srm = srm_check(
+        contract,
+        input.current,
+        history,
+        restart_from,
+        budget.srm.max(f64::MIN_POSITIVE),
+    );
+    let srm_mismatch = srm.as_ref().and_then(|s| s.mismatch.clone());
 
     let mut streaks = next.streaks.clone();
     let mut evidence = Vec::with_capacity(contract.metrics.len());
@@ -225,18 +256,21 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
         worst: Zone::Healthy,
         worst_text: String::new(),
         unreliable: None,
+        warming_up: None,
         metrics: contract.metrics.len(),
     };
     for spec in &contract.metrics {
-        let assessed = judge::assess(&MetricInput {
+        let mut assessed = judge::assess(&MetricInput {
             contract,
             spec,
             window: input.window,
             current: input.current,
-            span,
             history,
-            alpha,
+            spans: &spans,
+            budget: &budget,
+            srm_mismatch: srm_mismatch.as_deref(),
         });
+        assessed.srm_p_value = srm.as_ref().map(|s| s.p_value);
         let streak = streaks.entry(spec.name.clone()).or_default();
         let bump = |count: u32, met: bool| if met { count.saturating_add(1) } else { 0 };
         streak.watch = bump(streak.watch, assessed.met[0]);
@@ -259,7 +293,12 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
             zone = Zone::Unreliable;
             zone_streak = 0;
         }
-        let mut e = to_evidence(input, spec, assessed, alpha, zone, zone_streak);
+        if zone == Zone::Healthy {
+            if let Some(why) = &assessed.warming_up {
+                outcome.warming_up.get_or_insert(why.clone());
+            }
+        }
+        let mut e = to_evidence(input, spec, assessed, zone, zone_streak);
         e.summary = reason::metric_summary(spec, &e);
         let line = format!("{}{}", e.summary, reason::zone_suffix(zone, zone_streak));
         if zone == Zone::Unreliable {
@@ -271,27 +310,34 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
         evidence.push(e);
     }
 
-    let topics = topics::scan(
+    let topics = topics::scan(&topics::TopicInput {
         contract,
-        input.cohort,
-        input.window,
-        input.current,
-        &input.state.severe_topics_seen,
-    );
+        cohort: input.cohort,
+        window: input.window,
+        current: input.current,
+        history,
+        spans: &spans,
+        budget: &budget,
+        seen: &input.state.severe_topics_seen,
+        unreliable: srm_mismatch.is_some(),
+    });
     for t in &topics {
-        if t.zone != Zone::Healthy && !frozen {
+        if t.any_mention && t.zone != Zone::Healthy && !frozen {
             next.severe_topics_seen.push(t.topic.clone());
         }
         if t.zone > outcome.worst {
             outcome.worst = t.zone;
-            outcome.worst_text = format!("{}, new severe topic", t.summary);
+            outcome.worst_text = format!("{}, severe topic", t.summary);
         }
     }
 
     if frozen {
-        // Evidence is recorded; the cohort's state moves on by its last window only.
+        // Evidence and streaks are recorded (the audit trail stays true); exposure, status
+        // and the rest of the cohort's state do not move.
         let mut still = input.state.clone();
         still.last_window = Some(input.window.start);
+        still.first_window = next.first_window;
+        still.streaks = streaks;
         let why = if input.kill_switch {
             "the kill switch is on"
         } else {
@@ -314,6 +360,10 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
     next.streaks = streaks;
     let from = next.exposure;
     let (verdict, reason) = super::decide::decide(contract, input, &mut next, &outcome, from);
+    if next.exposure != from && next.exposure > 0.0 {
+        // A new population from the next window on: its evidence starts afresh.
+        next.restart_evidence(contract, input.window.end);
+    }
     Judgement {
         verdict,
         kill_switch: matches!(verdict, Verdict::Rollback | Verdict::RollbackGate),
@@ -328,7 +378,6 @@ fn to_evidence(
     input: EvaluationInput<'_>,
     spec: &MetricSpec,
     a: judge::Assessment,
-    alpha: f64,
     zone: Zone,
     streak: u32,
 ) -> MetricEvidence {
@@ -354,13 +403,16 @@ fn to_evidence(
         summary: String::new(),
         span_windows: a.span_windows,
         test: a.test,
-        alpha: Some(alpha),
+        alpha: a.alpha,
         window_treatment: a.window_treatment,
         window_control: a.window_control,
         window_samples_treatment: a.window_samples_treatment,
         window_samples_control: a.window_samples_control,
         treatment_interval: a.treatment_interval,
         ceiling_p_value: a.ceiling_p_value,
+        ceiling_e_value: a.ceiling_e_value,
+        ceiling_span_windows: a.ceiling_span_windows,
+        ceiling_alpha: a.ceiling_alpha,
         srm_p_value: a.srm_p_value,
         low_confidence_share: a.low_confidence_share,
     }

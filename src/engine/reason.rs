@@ -101,16 +101,36 @@ pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
         return format!("{label} unreliable: {why}");
     }
     let kind = spec.kind;
-    let level_text = e.alpha.map_or_else(String::new, |a| level(1.0 - a));
+    // Each side of the interval is a one-sided bound at level 1 − α, so the two together
+    // cover at 1 − 2α; the harmful side alone decided the zone.
+    let level_text = e.alpha.map_or_else(String::new, |a| level(1.0 - 2.0 * a));
     let ci_name = if e.e_value.is_some() {
         format!("always-valid {level_text} CI")
     } else {
         format!("{level_text} CI")
     };
-    if let (Some((bound, what)), Some(t)) = (has_bound(spec), e.window_treatment) {
+    let bound_only = has_bound(spec).is_some() && e.delta_interval.is_none();
+    let judged = e
+        .treatment_interval
+        .map(|(lo, hi)| (lo + hi) / 2.0)
+        .or(e.window_treatment);
+    if let (true, Some((bound, what)), Some(t)) = (bound_only, has_bound(spec), judged) {
+        let bound_level = e
+            .ceiling_alpha
+            .map_or_else(String::new, |a| level(1.0 - 2.0 * a));
+        let bound_ci = if e.ceiling_e_value.is_some() {
+            format!("always-valid {bound_level} CI")
+        } else {
+            format!("{bound_level} CI")
+        };
+        let over = if e.ceiling_span_windows > 1 {
+            format!(", over {} windows", e.ceiling_span_windows)
+        } else {
+            String::new()
+        };
         let interval = e.treatment_interval.map_or_else(String::new, |(lo, hi)| {
             format!(
-                " ({level_text} CI {}..{})",
+                " ({bound_ci} {}..{}{over})",
                 value(kind, lo),
                 value(kind, hi)
             )

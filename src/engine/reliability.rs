@@ -1,13 +1,15 @@
-//! Reliability checks of one metric in one window: enough samples, fresh signals, arms in
-//! the expected ratio (sample-ratio mismatch), few enough low-confidence observations.
+//! Reliability checks of one metric in one window: enough samples, fresh signals, few enough
+//! low-confidence observations. (Sample-ratio mismatch is a property of the assignment, not
+//! of a metric: the policy checks it once per cohort, see [`srm_check`].)
 //!
-//! The checks are split by what they protect: the *comparison* with the baseline (both arms,
-//! SRM) and the treatment's own *level* (what ceilings and floors are judged on), so a
-//! guardrail's ceiling can still be trusted when the control arm is not. Never judges zones.
+//! The checks are split by what they protect: the *comparison* with the baseline (both arms)
+//! and the treatment's own *level* (what ceilings and floors are judged on), so a guardrail's
+//! ceiling can still be trusted when the control arm is not. Never judges zones.
 
 use super::contract::{Baseline, MetricKind};
 use super::judge::MetricInput;
 use super::stats::srm;
+use super::window::CohortWindow;
 use super::window::{ArmAggregate, MetricWindow};
 use crate::ids::Millis;
 
@@ -17,7 +19,6 @@ pub struct Reliability {
     pub comparison: Option<String>,
     /// Why the treatment's own level cannot be trusted.
     pub level: Option<String>,
-    pub srm_p_value: Option<f64>,
     pub low_confidence_share: Option<f64>,
 }
 
@@ -52,18 +53,6 @@ pub fn check_reliability(
         };
         comparison.push(format!(
             "too few samples ({st} treatment, {control_count} control; need {min})"
-        ));
-    }
-
-    let srm_p_value = if matches!(input.contract.baseline, Baseline::Control) && st + sc > 0 {
-        srm::chi_square(st, sc, input.contract.treatment_share).map(|r| r.p_value)
-    } else {
-        None
-    };
-    if srm_p_value.is_some_and(|p| p < input.contract.srm_alpha) {
-        comparison.push(format!(
-            "sample-ratio mismatch ({st} treatment vs {sc} control, p = {:.2e})",
-            srm_p_value.unwrap_or(0.0)
         ));
     }
 
@@ -124,7 +113,6 @@ pub fn check_reliability(
     Reliability {
         comparison: (!comparison.is_empty()).then(|| comparison.join("; ")),
         level: (!level.is_empty()).then(|| level.join("; ")),
-        srm_p_value,
         low_confidence_share,
     }
 }
@@ -138,4 +126,61 @@ fn stale_text(age: Option<Millis>, max: Millis) -> String {
         ),
         None => "is stale: no signal yet".to_owned(),
     }
+}
+
+/// The sample-ratio check of one cohort: the arms' units (samples of the metric `srm.units`
+/// names) pooled from `from` through the judged window, tested with the anytime-valid
+/// Bayes factor of [`srm::log_bayes_factor`] at level `alpha`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SrmCheck {
+    /// The anytime-valid p-value min(1, 1/BF).
+    pub p_value: f64,
+    /// Why the assignment cannot be trusted, when BF ≥ 1/α.
+    pub mismatch: Option<String>,
+}
+
+#[allow(clippy::cast_precision_loss)] // counts are capped at 1e12 by signal validation
+pub fn srm_check(
+    contract: &super::contract::Contract,
+    current: &CohortWindow,
+    history: &[CohortWindow],
+    from: Millis,
+    alpha: f64,
+) -> Option<SrmCheck> {
+    let spec = contract.metric(&contract.srm.as_ref()?.units)?;
+    let units = |arm: &ArmAggregate| arm.samples(spec.kind) + arm.low_confidence;
+    let (mut t, mut c) = {
+        let m = current.metric(&spec.name);
+        (units(&m.treatment), units(&m.control))
+    };
+    let before = current.window.map_or(Millis::MAX, |w| w.start);
+    for w in history {
+        if w.window
+            .is_some_and(|x| x.start >= from && x.start < before)
+        {
+            let m = w.metric(&spec.name);
+            t += units(&m.treatment);
+            c += units(&m.control);
+        }
+    }
+    if t + c == 0 {
+        return None;
+    }
+    let log_bf = srm::log_bayes_factor(
+        t,
+        c,
+        contract.treatment_share,
+        super::budget::SRM_CONCENTRATION,
+    )?;
+    let p_value = (-log_bf).exp().min(1.0);
+    let mismatch = (log_bf >= (1.0 / alpha).ln()).then(|| {
+        let share = t as f64 / (t + c) as f64;
+        format!(
+            "sample-ratio mismatch: {t} treatment vs {c} control units of {} ({:.1}% treatment, expected {:.1}%; anytime-valid p = {p_value:.2e})",
+            spec.name,
+            share * 100.0,
+            contract.treatment_share * 100.0
+        )
+    });
+    Some(SrmCheck { p_value, mismatch })
 }

@@ -68,6 +68,29 @@ impl Contract {
                 format!("{} is not in (0, 1)", self.treatment_share),
             );
         }
+        if let Some(srm) = &self.srm {
+            if self.metric(&srm.units).is_none() {
+                fail(
+                    "srm.units",
+                    format!("{} names no metric of the contract", srm.units),
+                );
+            }
+            if self.srm_alpha >= self.alpha {
+                fail(
+                    "srm_alpha",
+                    format!(
+                        "{} must be smaller than alpha ({}): it is spent from alpha",
+                        self.srm_alpha, self.alpha
+                    ),
+                );
+            }
+        }
+        if self.span == 0 || self.span > 96 {
+            fail(
+                "span",
+                format!("{} is not a number of windows in 1..=96", self.span),
+            );
+        }
         if let Some(approval) = &self.approval {
             if approval.above >= 100.0 {
                 fail(
@@ -160,6 +183,31 @@ impl Contract {
                 if topic.trim().is_empty() {
                     fail(&format!("topics.severe[{i}]"), "must not be empty".into());
                 }
+            }
+            let any_needs = !topics.any_mention.is_empty()
+                && !self
+                    .metrics
+                    .iter()
+                    .any(|m| m.kind == MetricKind::Observations);
+            if any_needs {
+                fail(
+                    "topics.any_mention",
+                    "needs a metric of kind observations to carry topics".into(),
+                );
+            }
+            for (i, topic) in topics.any_mention.iter().enumerate() {
+                if topic.trim().is_empty() {
+                    fail(
+                        &format!("topics.any_mention[{i}]"),
+                        "must not be empty".into(),
+                    );
+                }
+            }
+            if !(topics.min_increase.0 > 0.0 && topics.min_increase.0.is_finite()) {
+                fail(
+                    "topics.min_increase",
+                    format!("{} must be a positive share", topics.min_increase.0),
+                );
             }
             if topics.min_mentions == 0 {
                 fail("topics.min_mentions", "must be at least 1".into());

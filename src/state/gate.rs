@@ -379,6 +379,9 @@ impl Gate {
         let before = self.snapshot_cohorts();
         let kill_before = self.kill_switch;
         let ladder = self.contract.ladder.clone();
+        let contract = self.contract.clone();
+        // A new population begins with the first window after the override.
+        let fresh_from = contract.window_start(now) + contract.window.0;
         for name in &targets {
             let Some(s) = self.cohorts.get_mut(name) else {
                 continue;
@@ -397,6 +400,7 @@ impl Gate {
                     };
                     s.stage_since = now;
                     s.streaks.clear();
+                    s.restart_evidence(&contract, fresh_from);
                 }
                 OverrideKind::Approve => {
                     s.approved_stage = Some(s.stage + 1);
@@ -415,6 +419,9 @@ impl Gate {
                             field: "exposure".into(),
                             reason: format!("{pct} is not a percentage in [0, 100]"),
                         });
+                    }
+                    if s.exposure != pct {
+                        s.restart_evidence(&contract, fresh_from);
                     }
                     s.exposure = pct;
                     s.stage = ladder.iter().rposition(|stage| *stage <= pct).unwrap_or(0);

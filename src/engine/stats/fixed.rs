@@ -151,3 +151,44 @@ pub fn relative_interval(a: Moments, b: Moments, level: f64) -> Option<(f64, f64
         finite((centre + half).exp() - 1.0)?,
     ))
 }
+
+/// A one-sided test of harm on an estimate oriented so that harm is positive: z (or t with
+/// `df`) = estimate / se, p = P(Z ≥ z), and the one-sided (1 − α) bound's distance q·se.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OneSided {
+    pub statistic: f64,
+    /// P(statistic this large or larger) under "no harm".
+    pub p_value: f64,
+    pub df: Option<f64>,
+    pub se: f64,
+}
+
+/// The one-sided test of `harm` (positive = worse) with standard error `se`: the Wald z test
+/// (`df` None; rates: `statsmodels test_proportions_2indep(method="wald",
+/// alternative="larger")`, one sample: `proportions_ztest(value=p0, alternative="larger")`)
+/// or a t test (Welch: `scipy.stats.ttest_ind_from_stats(equal_var=False,
+/// alternative="greater")`; one sample: `scipy.stats.t.sf`).
+pub fn one_sided(harm: f64, se: f64, df: Option<f64>) -> Option<OneSided> {
+    if !positive(se) {
+        return None;
+    }
+    let statistic = finite(harm / se)?;
+    let p_value = match df {
+        Some(df) => super::t_sf(statistic, df)?,
+        None => super::normal_sf(statistic),
+    };
+    Some(OneSided {
+        statistic,
+        p_value,
+        df,
+        se,
+    })
+}
+
+/// q with P(Z > q) = α (normal, or Student's t with `df`).
+pub fn one_sided_quantile(alpha: f64, df: Option<f64>) -> Option<f64> {
+    match df {
+        Some(df) => t_quantile(1.0 - alpha, df),
+        None => normal_quantile(1.0 - alpha),
+    }
+}
