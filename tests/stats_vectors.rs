@@ -159,3 +159,79 @@ fn quantiles_match_scipy() {
         }
     }
 }
+
+#[test]
+fn one_sided_msprt_matches_quadrature() {
+    for case in doc()["msprt_one_sided"].as_array().unwrap() {
+        let (theta, v, tau2, alpha) = (
+            f(case, "theta_hat"),
+            f(case, "v"),
+            f(case, "tau2"),
+            f(case, "alpha"),
+        );
+        let log_e = msprt::log_one_sided_ratio(theta, v, tau2).unwrap();
+        close(&format!("one-sided log e {case}"), log_e, f(case, "log_e"));
+        let r = msprt::one_sided_radius(v, tau2, alpha).unwrap();
+        close(&format!("one-sided radius {case}"), r, f(case, "radius"));
+    }
+}
+
+#[test]
+fn one_sided_fixed_tests_match_statsmodels_and_scipy() {
+    let doc = doc();
+    let one = &doc["one_sided"];
+    for case in one["rates"].as_array().unwrap() {
+        let a = Moments::rate(u(case, "e1"), u(case, "n1")).unwrap();
+        let b = Moments::rate(u(case, "e2"), u(case, "n2")).unwrap();
+        let se = (a.var_of_mean() + b.var_of_mean()).sqrt();
+        let r = fixed::one_sided(a.mean - b.mean, se, None).unwrap();
+        close(&format!("wald z {case}"), r.statistic, f(case, "z"));
+        close(&format!("wald p {case}"), r.p_value, f(case, "p"));
+    }
+    for case in one["means"].as_array().unwrap() {
+        let a = Moments {
+            n: f(case, "n1"),
+            mean: f(case, "m1"),
+            var: f(case, "v1"),
+        };
+        let b = Moments {
+            n: f(case, "n2"),
+            mean: f(case, "m2"),
+            var: f(case, "v2"),
+        };
+        let df = fixed::welch_df(a, b).unwrap();
+        let se = (a.var_of_mean() + b.var_of_mean()).sqrt();
+        let r = fixed::one_sided(a.mean - b.mean, se, Some(df)).unwrap();
+        close(&format!("welch t {case}"), r.statistic, f(case, "t"));
+        close(&format!("welch one-sided p {case}"), r.p_value, f(case, "p"));
+    }
+    for case in one["one_sample_rate"].as_array().unwrap() {
+        let a = Moments::rate(u(case, "e"), u(case, "n")).unwrap();
+        let r = fixed::one_sided(a.mean - f(case, "p0"), a.var_of_mean().sqrt(), None).unwrap();
+        close(&format!("one-sample z {case}"), r.statistic, f(case, "z"));
+        close(&format!("one-sample p {case}"), r.p_value, f(case, "p"));
+    }
+    for case in one["quantiles"].as_array().unwrap() {
+        let alpha = f(case, "alpha");
+        let q = fixed::one_sided_quantile(alpha, None).unwrap();
+        close(&format!("normal isf {alpha}"), q, f(case, "normal"));
+        for t in case["t"].as_array().unwrap() {
+            let q = fixed::one_sided_quantile(alpha, Some(f(t, "df"))).unwrap();
+            close(&format!("t isf {alpha} {t}"), q, f(t, "q"));
+        }
+    }
+}
+
+#[test]
+fn srm_bayes_factor_matches_scipy_betabinom() {
+    for case in doc()["srm_bayes_factor"].as_array().unwrap() {
+        let got = srm::log_bayes_factor(
+            u(case, "treatment"),
+            u(case, "control"),
+            f(case, "share"),
+            f(case, "concentration"),
+        )
+        .unwrap();
+        close(&format!("srm log BF {case}"), got, f(case, "log_bf"));
+    }
+}

@@ -17,7 +17,9 @@ import numpy as np
 import scipy
 import statsmodels
 from scipy import integrate, optimize, stats
-from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from statsmodels.stats.proportion import (
+    confint_proportions_2indep, proportions_ztest, test_proportions_2indep,
+)
 
 RATE_CASES = [
     (48, 600, 49, 600), (88, 600, 48, 600), (12, 340, 9, 355), (3, 40, 4, 41),
@@ -111,6 +113,77 @@ def msprt_vectors():
     return out
 
 
+def log_one_sided_ratio(theta_hat, v, tau2):
+    """ln ∫_0^∞ N(θ̂; θ, V) / N(θ̂; 0, V) · 2 N(θ; 0, τ²) dθ by quadrature (half-normal mixture)."""
+    sd_post = math.sqrt(v * tau2 / (v + tau2))
+    centre = max(theta_hat * tau2 / (v + tau2), 0.0)
+    hi = centre + 40 * sd_post
+
+    def log_integrand(theta):
+        return (stats.norm.logpdf(theta_hat, theta, math.sqrt(v))
+                - stats.norm.logpdf(theta_hat, 0, math.sqrt(v))
+                + math.log(2) + stats.norm.logpdf(theta, 0, math.sqrt(tau2)))
+
+    peak = log_integrand(centre)
+    value, _ = integrate.quad(lambda t: math.exp(log_integrand(t) - peak), 0.0, hi,
+                              epsabs=0, epsrel=1e-12, limit=200,
+                              points=[centre] if centre > 0 else None)
+    return peak + math.log(value)
+
+
+def msprt_one_sided_vectors():
+    out = []
+    for theta_hat, v, tau2, alpha in [
+        (0.024, 4.09e-5, 6.4e-5, 0.0049), (0.0, 2.4e-4, 6.4e-5, 0.05), (-0.01, 1e-4, 1e-4, 0.05),
+        (0.35, 0.0024, 0.04, 0.0003125), (0.002, 1e-6, 4e-6, 0.01), (0.1, 0.01, 0.0009, 0.05),
+        (0.06, 3.5e-5, 1e-4, 1.0416666666666667e-4),
+    ]:
+        log_e = log_one_sided_ratio(theta_hat, v, tau2)
+        f = lambda d: log_one_sided_ratio(d, v, tau2) - math.log(1 / alpha)
+        r = optimize.brentq(f, 0.0, 100 * math.sqrt(v + tau2), xtol=1e-15, rtol=1e-13)
+        out.append({"theta_hat": theta_hat, "v": v, "tau2": tau2, "alpha": alpha,
+                    "log_e": log_e, "radius": r})
+    return out
+
+
+def one_sided_vectors():
+    """One-sided tests of harm (treatment larger), as the engine's fixed mode runs them."""
+    rates = []
+    for e1, n1, e2, n2 in RATE_CASES:
+        if e1 in (0, n1) and e2 in (0, n2):
+            continue
+        res = test_proportions_2indep(e1, n1, e2, n2, method="wald", compare="diff",
+                                      alternative="larger", correction=False)
+        rates.append({"e1": e1, "n1": n1, "e2": e2, "n2": n2,
+                      "z": float(res.statistic), "p": float(res.pvalue)})
+    means = []
+    for n1, m1, v1, n2, m2, v2 in MEAN_CASES:
+        t, p = stats.ttest_ind_from_stats(m1, math.sqrt(v1), n1, m2, math.sqrt(v2), n2,
+                                          equal_var=False, alternative="greater")
+        means.append({"n1": n1, "m1": m1, "v1": v1, "n2": n2, "m2": m2, "v2": v2,
+                      "t": float(t), "p": float(p)})
+    one_rate = []
+    for e, n, p0 in [(72, 2400, 0.02), (10, 2400, 0.02), (50, 600, 0.08), (3, 40, 0.1)]:
+        z, p = proportions_ztest(e, n, value=p0, alternative="larger")
+        one_rate.append({"e": e, "n": n, "p0": p0, "z": float(z), "p": float(p)})
+    quantiles = []
+    for a in [0.05, 0.0049, 0.0003125]:
+        quantiles.append({"alpha": a, "normal": float(stats.norm.isf(a)),
+                          "t": [{"df": df, "q": float(stats.t.isf(a, df))} for df in [3.0, 37.2, 5000.0]]})
+    return {"rates": rates, "means": means, "one_sample_rate": one_rate, "quantiles": quantiles}
+
+
+def srm_bayes_vectors():
+    out = []
+    for nt, nc, share in [(600, 600, 0.5), (5200, 4800, 0.5), (1030, 970, 0.5), (120, 880, 0.1),
+                          (24, 31, 0.5), (6010, 5990, 0.5), (5300, 4700, 0.5)]:
+        k = 100.0
+        a, b = k * share, k * (1 - share)
+        log_bf = float(stats.betabinom.logpmf(nt, nt + nc, a, b) - stats.binom.logpmf(nt, nt + nc, share))
+        out.append({"treatment": nt, "control": nc, "share": share, "concentration": k, "log_bf": log_bf})
+    return out
+
+
 def srm_vectors():
     out = []
     for nt, nc, share in [(600, 600, 0.5), (5200, 4800, 0.5), (1030, 970, 0.5), (120, 880, 0.1), (24, 31, 0.5)]:
@@ -140,6 +213,9 @@ def main():
         "welch": mean_vectors(),
         "msprt": msprt_vectors(),
         "srm": srm_vectors(),
+        "msprt_one_sided": msprt_one_sided_vectors(),
+        "one_sided": one_sided_vectors(),
+        "srm_bayes_factor": srm_bayes_vectors(),
         "quantiles": quantile_vectors(),
     }
     json.dump(doc, sys.stdout, indent=1)
