@@ -203,7 +203,11 @@ fn one_sided_fixed_tests_match_statsmodels_and_scipy() {
         let se = (a.var_of_mean() + b.var_of_mean()).sqrt();
         let r = fixed::one_sided(a.mean - b.mean, se, Some(df)).unwrap();
         close(&format!("welch t {case}"), r.statistic, f(case, "t"));
-        close(&format!("welch one-sided p {case}"), r.p_value, f(case, "p"));
+        close(
+            &format!("welch one-sided p {case}"),
+            r.p_value,
+            f(case, "p"),
+        );
     }
     for case in one["one_sample_rate"].as_array().unwrap() {
         let a = Moments::rate(u(case, "e"), u(case, "n")).unwrap();
