@@ -10,7 +10,7 @@ use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError, Vote};
 
 use super::codec::{decode, encode};
 use super::durable::Syncer;
-use super::StoreError;
+use super::{At, StoreError};
 use crate::consensus::{Entry, LogId, StorageError, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
@@ -199,13 +199,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
+        let (mut first, mut last) = (None, 0);
         for entry in entries {
+            first.get_or_insert(entry.log_id.index);
+            last = entry.log_id.index;
             batch.insert(
                 &entry.log_id.index.to_be_bytes(),
                 encode(&entry).map_err(write_err)?,
             );
         }
-        self.inner.log.apply_batch(batch).map_err(write_err)?;
+        let (first, last) = (first.unwrap_or(0), last);
+        self.inner
+            .log
+            .apply_batch(batch)
+            .at(|| {
+                format!(
+                    "appending log entries {first}..={last} to {}",
+                    self.inner.syncer.path().display()
+                )
+            })
+            .map_err(write_err)?;
         // Durable before the callback: flush + fdatasync (see the module docs of `store`).
         let synced = self
             .inner

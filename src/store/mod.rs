@@ -56,6 +56,27 @@ pub enum StoreError {
     Decode(String),
     #[error("encode: {0}")]
     Encode(String),
+    /// An error while working on a named file: what was being done, then the cause.
+    #[error("{what}: {source}")]
+    At {
+        what: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+}
+
+/// Names the file and operation an error happened in (`result.at(|| "fdatasync raft/db")`).
+pub trait At<T> {
+    fn at(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<StoreError>> At<T> for Result<T, E> {
+    fn at(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::At {
+            what: what(),
+            source: Box::new(e.into()),
+        })
+    }
 }
 
 /// Opens (or creates) a node's storage under `dir`.
