@@ -32,7 +32,7 @@ use crate::consensus::Raft;
 use crate::ids::{Millis, NodeId};
 use crate::proto::internal::{Blob, Empty};
 use crate::state::{Command, Response};
-use crate::store::codec::{decode, encode};
+use crate::store::codec::{decode, encode_wire};
 use crate::store::{LogStore, StateHandle, MAX_ENTRY_BYTES};
 use crate::tls::Tls;
 
@@ -182,7 +182,7 @@ impl Node {
                 });
             }
         } else {
-            let size = encode(&command)
+            let size = crate::store::codec::encode(&command)
                 .map_err(|e| NodeError::Stopped(e.to_string()))?
                 .len();
             if size > MAX_ENTRY_BYTES {
@@ -291,7 +291,7 @@ impl Node {
             .peers
             .client(leader, addr)
             .map_err(|e| unreachable(e.to_string()))?;
-        let data = encode(payload).map_err(|e| NodeError::Stopped(e.to_string()))?;
+        let data = encode_wire(payload).map_err(|e| NodeError::Stopped(e.to_string()))?;
         let mut request = tonic::Request::new(Blob { data });
         request.set_timeout(self.config.request_timeout());
         let reply = match rpc {
