@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod evaluator;
 mod group_commit;
+mod guard;
 pub mod peer_service;
 mod watchdog;
 

@@ -72,6 +72,12 @@ impl RaftInternal for PeerService {
             applied_index: m.last_applied.map_or(0, |l| l.index),
             leader_id: m.current_leader,
             state: format!("{:?}", m.state),
+            matched: m
+                .replication
+                .iter()
+                .flatten()
+                .filter_map(|(id, l)| Some((*id, l.as_ref()?.index)))
+                .collect(),
         }))
     }
 
