@@ -40,6 +40,35 @@ pub fn encode_wire<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// Checks a value's version and checksum without decoding it (cheap enough to run over a
+/// whole log at start). Version 1 values carry no checksum and pass.
+pub fn verify(bytes: &[u8]) -> Result<(), StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT_V1, _)) => Ok(()),
+        Some((&FORMAT_V2, rest)) => checked_body(bytes.len(), rest).map(|_| ()),
+        Some((v, _)) => Err(StoreError::Decode(format!("unknown format version {v}"))),
+        None => Err(StoreError::Decode("empty value".into())),
+    }
+}
+
+/// The body of a version 2 value (after its version byte), once its checksum matches.
+fn checked_body(len: usize, rest: &[u8]) -> Result<&[u8], StoreError> {
+    let Some((stored, body)) = rest.split_first_chunk::<4>() else {
+        return Err(StoreError::Damaged(format!(
+            "{len} bytes, shorter than a format 2 header"
+        )));
+    };
+    let stored = u32::from_le_bytes(*stored);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(StoreError::Damaged(format!(
+            "checksum mismatch (stored {stored:#010x}, computed {computed:#010x} over {} bytes)",
+            body.len()
+        )));
+    }
+    Ok(body)
+}
+
 /// Decodes what `encode` or `encode_wire` wrote (or an older node wrote), refusing unknown
 /// format versions and damaged values.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
@@ -47,23 +76,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, StoreError> {
         |body: &[u8]| rmp_serde::from_slice(body).map_err(|e| StoreError::Decode(e.to_string()));
     match bytes.split_first() {
         Some((&FORMAT_V1, body)) => msgpack(body),
-        Some((&FORMAT_V2, rest)) => {
-            let Some((stored, body)) = rest.split_first_chunk::<4>() else {
-                return Err(StoreError::Damaged(format!(
-                    "{} bytes, shorter than a format 2 header",
-                    bytes.len()
-                )));
-            };
-            let stored = u32::from_le_bytes(*stored);
-            let computed = crc32fast::hash(body);
-            if stored != computed {
-                return Err(StoreError::Damaged(format!(
-                    "checksum mismatch (stored {stored:#010x}, computed {computed:#010x} over {} bytes)",
-                    body.len()
-                )));
-            }
-            msgpack(body)
-        }
+        Some((&FORMAT_V2, rest)) => msgpack(checked_body(bytes.len(), rest)?),
         Some((v, _)) => Err(StoreError::Decode(format!("unknown format version {v}"))),
         None => Err(StoreError::Decode("empty value".into())),
     }

@@ -101,8 +101,8 @@ impl LogStore {
         self.inner.mark.record(&acked)
     }
 
-    /// Reads every entry and meta value back (checksums, keys matching their entries) and
-    /// returns the vote and last index found.
+    /// Checks every entry's checksum (without decoding it) and decodes the meta values and
+    /// the last entry; returns the vote and last index found.
     fn verify(&self) -> Result<Acked, StoreError> {
         let db = self.inner.syncer.path().display().to_string();
         let mut last = None;
@@ -111,16 +111,12 @@ impl LogStore {
             let index = <[u8; 8]>::try_from(key.as_ref())
                 .ok()
                 .map(u64::from_be_bytes);
-            let what = || format!("{db}, tree `log`, key {index:?}");
-            let entry = decode::<Entry>(&bytes).at(what)?;
-            if index != Some(entry.log_id.index) {
-                return Err(StoreError::Damaged(format!(
-                    "holds the entry of index {}",
-                    entry.log_id.index
-                )))
-                .at(what);
-            }
-            last = Some(entry.log_id.index);
+            let what = || {
+                let key = index.map_or("(not an index)".to_owned(), |i| i.to_string());
+                format!("{db}, tree `log`, key {key}")
+            };
+            super::codec::verify(&bytes).at(what)?;
+            last = index;
         }
         let vote = self
             .meta_get::<Vote<u64>>(VOTE)
@@ -130,6 +126,16 @@ impl LogStore {
         let purged = self
             .last_purged()
             .at(|| format!("{db}, tree `meta`, key `last_purged`"))?;
+        if let Some((key, bytes)) = self.inner.log.last()? {
+            let entry = decode::<Entry>(&bytes).at(|| format!("{db}, tree `log`, last entry"))?;
+            if key.as_ref() != entry.log_id.index.to_be_bytes() {
+                return Err(StoreError::Damaged(format!(
+                    "the last key holds the entry of index {}",
+                    entry.log_id.index
+                )))
+                .at(|| format!("{db}, tree `log`"));
+            }
+        }
         Ok(Acked {
             vote,
             last_index: last.or(purged.map(|p| p.index)),

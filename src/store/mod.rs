@@ -21,7 +21,7 @@
 //!
 //! # Integrity at start
 //!
-//! Opening reads every log entry and meta value back (checksums, keys matching entries),
+//! Opening checks every log entry's checksum, decodes the meta values and the last entry,
 //! compares the log and vote with `acked.bin`, and checks the snapshot: any damage or loss is
 //! refused with an error naming the file and telling how to replace the node
 //! (`REPLACE_NODE`), except a damaged snapshot the log still covers (nothing purged), which
