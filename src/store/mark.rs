@@ -93,7 +93,8 @@ pub struct Mark {
 
 impl Mark {
     /// Opens the mark in `dir`; `None` when there was none yet (a new node, or one written
-    /// by a version without it), in which case the file is created empty.
+    /// by a version without it), in which case an empty mark is written atomically first, so
+    /// the file never exists half-written.
     pub fn open(dir: &Path) -> Result<(Mark, Option<Acked>), StoreError> {
         let path = dir.join(MARK_FILE);
         let existing = match std::fs::read(&path) {
@@ -104,12 +105,13 @@ impl Mark {
                     super::REPLACE_NODE
                 ))),
             })?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                super::durable::write_atomic(&path, &Acked::default().encode())?;
+                None
+            }
             Err(e) => return Err(e).at(|| format!("reading {}", path.display())),
         };
         let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
             .write(true)
             .open(&path)
             .at(|| format!("opening {}", path.display()))?;
@@ -132,6 +134,16 @@ impl Mark {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_first_open_leaves_a_readable_mark() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let (_mark, found) = Mark::open(dir.path()).expect("first open");
+        assert_eq!(found, None);
+        // Whatever happens next (the log refused, a crash), the file reads as an empty mark.
+        let (_mark, found) = Mark::open(dir.path()).expect("second open");
+        assert_eq!(found, Some(Acked::default()));
+    }
 
     #[test]
     fn round_trips_and_refuses_damage() {
