@@ -1,5 +1,7 @@
 //! Membership: a new node joins as a learner, catches up by snapshot (the log behind the
-//! snapshot is purged), is promoted to voter, and is removed; every call is idempotent.
+//! snapshot is purged), is promoted to voter, and is removed; every call is idempotent. A
+//! learner nothing answers for is not promoted (it stays a learner), a change that would leave
+//! no reachable quorum is refused, and status shows every node's lag from any node.
 
 mod common;
 
@@ -138,4 +140,108 @@ async fn a_new_node_joins_by_snapshot_is_promoted_and_removed() {
     assert!(refused.message().contains("learner"), "{refused:?}");
     fourth.stop().await.expect("stop 4");
     cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_does_not_answer_is_not_promoted_and_quorum_is_kept() {
+    let cluster = Cluster::start_with(3, |c, _| c.promote_timeout_ms = 1500).await;
+    let mut admin = AdminClient::new(cluster.channel(0).await);
+    // A free port: the listener that found it is dropped at once, so nothing listens there.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .to_string();
+
+    tracing::info!("--- cluster add 5 <nothing listening>: added as a learner, not promoted");
+    admin
+        .add_learner(pb::AddLearnerRequest {
+            member: Some(pb::Member {
+                id: 5,
+                addr: addr.clone(),
+            }),
+        })
+        .await
+        .expect("a learner may be added");
+    let started = std::time::Instant::now();
+    let refused = admin
+        .promote(pb::PromoteRequest { id: 5 })
+        .await
+        .expect_err("a node that never answered is not promoted");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "waited");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused
+            .message()
+            .contains(&format!("node 5 at {addr} did not answer within"))
+            && refused.message().contains("stays a learner"),
+        "{refused:?}"
+    );
+    let status = admin
+        .status(pb::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.voters, vec![1, 2, 3]);
+    assert_eq!(status.learners, vec![5]);
+    let five = status.nodes.iter().find(|n| n.id == 5).expect("node 5");
+    assert!(!five.reachable && five.matched_index.is_none(), "{five:?}");
+    admin
+        .remove(pb::RemoveRequest { id: 5 })
+        .await
+        .expect("remove the learner");
+
+    tracing::info!("--- every voter's lag, as the leader sees it, from any node");
+    let status = wait_until(Duration::from_secs(10), "lags known and small", || {
+        let mut admin = admin.clone();
+        async move {
+            let s = admin.status(pb::StatusRequest {}).await.ok()?.into_inner();
+            s.nodes
+                .iter()
+                .all(|n| n.lag.is_some_and(|l| l <= 2))
+                .then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(status.nodes.len(), 3, "{status:?}");
+
+    tracing::info!("--- with one follower down, removing the other would leave no quorum");
+    let leader = cluster.wait_for_leader().await;
+    let mut nodes = cluster.nodes;
+    let down = nodes
+        .iter()
+        .position(|n| n.node.id != leader)
+        .expect("a follower");
+    let down = nodes.remove(down);
+    let down_id = down.node.id;
+    down.stop().await.expect("stop a follower");
+    let other = nodes
+        .iter()
+        .find(|n| n.node.id != leader)
+        .expect("the other follower")
+        .node
+        .id;
+    let mut admin = AdminClient::new(common::channel(&nodes[0].endpoint()).await);
+    let refused = admin
+        .remove(pb::RemoveRequest { id: other })
+        .await
+        .expect_err("no quorum after the change");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused
+            .message()
+            .contains(&format!("removing node {other}"))
+            && refused.message().contains("quorum"),
+        "{refused:?}"
+    );
+    let status = admin
+        .status(pb::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.voters.len(), 3, "nothing changed: {status:?}");
+    assert!(status.voters.contains(&down_id));
+    for n in nodes {
+        n.stop().await.expect("stop");
+    }
 }

@@ -29,6 +29,7 @@ fn view(v: ClusterView) -> pb::ClusterStatus {
                 last_log_index: n.last_log_index,
                 applied_index: n.applied_index,
                 matched_index: n.matched_index,
+                lag: n.lag,
             })
             .collect(),
         joint: v.joint,

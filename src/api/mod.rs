@@ -133,12 +133,22 @@ fn guarded<S>(service: S, auth: &Authenticate) -> InterceptedService<S, Authenti
     InterceptedService::new(service, auth.clone())
 }
 
-/// SERVING only while a leader is known and this node's apply has caught up with its log.
+/// SERVING only while a leader is known and this node's apply has caught up with its log;
+/// NOT_SERVING for good once the Raft core stopped on an error.
 async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::HealthReporter) {
     let mut metrics = node.raft.metrics();
     let mut shutdown = node.shutdown_signal();
+    let mut fatal = node.fatal_signal();
     let mut reported: Option<bool> = None;
     loop {
+        if fatal.borrow().is_some() {
+            let status = tonic_health::ServingStatus::NotServing;
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status("rampart.v1.Gates", status)
+                .await;
+            return;
+        }
         let serving = {
             let m = metrics.borrow();
             let applied = m.last_applied.map_or(0, |l| l.index);
@@ -160,7 +170,8 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
         // Raft metrics change with every append: look at most every 50ms.
         tokio::time::sleep(Duration::from_millis(50)).await;
         tokio::select! {
-            changed = metrics.changed() => if changed.is_err() { return },
+            changed = metrics.changed() => if changed.is_err() && fatal.borrow().is_none() { return },
+            _ = fatal.changed() => {}
             _ = shutdown.changed() => {
                 reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
                 return;

@@ -584,7 +584,7 @@ pub async fn override_gate(target: &Target, out: Output, args: OverrideArgs) -> 
 fn status_out(out: Output, s: &pb::ClusterStatus) {
     let json = serde_json::json!({
         "leader": s.leader_id, "term": s.term, "voters": s.voters, "learners": s.learners, "joint": s.joint,
-        "nodes": s.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "role": n.role, "reachable": n.reachable, "term": n.term, "last_log_index": n.last_log_index, "applied_index": n.applied_index, "matched_index": n.matched_index})).collect::<Vec<_>>(),
+        "nodes": s.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "role": n.role, "reachable": n.reachable, "term": n.term, "last_log_index": n.last_log_index, "applied_index": n.applied_index, "matched_index": n.matched_index, "lag": n.lag})).collect::<Vec<_>>(),
     });
     if !out.json {
         let leader = s.leader_id.map_or("none".to_owned(), |l| l.to_string());
@@ -617,6 +617,7 @@ fn status_out(out: Output, s: &pb::ClusterStatus) {
                 n.last_log_index.to_string(),
                 n.applied_index.to_string(),
                 n.matched_index.map(|m| m.to_string()).unwrap_or_default(),
+                n.lag.map(|l| l.to_string()).unwrap_or_default(),
             ]
         })
         .collect();
@@ -631,6 +632,7 @@ fn status_out(out: Output, s: &pb::ClusterStatus) {
             "LAST LOG",
             "APPLIED",
             "MATCHED",
+            "LAG",
         ],
         rows,
     );

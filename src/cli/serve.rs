@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use futures::FutureExt;
 
 use crate::node::NodeConfig;
 
@@ -75,7 +76,17 @@ pub async fn run(args: ServeArgs, tls: Option<crate::tls::TlsFiles>) -> anyhow::
     }
     let running = crate::server::start(config).await?;
     tracing::info!(id = running.node.id, addr = %running.addr, "serving; initialise a new cluster with `rampart cluster init`");
-    super::shutdown_signal().await;
-    tracing::info!("stopping");
-    running.stop().await
+    let mut fatal = running.node.fatal_signal();
+    tokio::select! {
+        () = super::shutdown_signal() => {
+            tracing::info!("stopping");
+            running.stop().await
+        }
+        Ok(reason) = fatal.wait_for(Option::is_some).map(|r| r.map(|f| f.clone().unwrap_or_default())) => {
+            // Health already says NOT_SERVING; stop serving (bounded: the core is gone) and
+            // exit non-zero so a supervisor restarts the node, which then re-checks its disk.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), running.stop()).await;
+            anyhow::bail!("raft stopped on this node: {reason}; exiting")
+        }
+    }
 }

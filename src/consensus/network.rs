@@ -24,7 +24,7 @@ use crate::auth::{Access, AccessError, Bearer};
 use crate::ids::NodeId;
 use crate::proto::internal::raft_internal_client::RaftInternalClient;
 use crate::proto::internal::Blob;
-use crate::store::codec::{decode, encode};
+use crate::store::codec::{decode, encode_wire};
 
 /// A client of another node's internal service, showing the cluster token.
 pub type InternalClient = RaftInternalClient<InterceptedService<Channel, Bearer>>;
@@ -156,7 +156,7 @@ impl PeerClient {
                 ))))
             }
         };
-        let data = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let data = encode_wire(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut request = tonic::Request::new(Blob { data });
         request.set_timeout(option.hard_ttl());
         let mut client = client;

@@ -1,6 +1,7 @@
 //! Cluster membership: initialise once, add a learner, promote it, remove a node, status.
 //! Every call is idempotent and works on any node (changes are forwarded to the leader), so a
-//! change interrupted by a leader's death can be driven again with the same call.
+//! change interrupted by a leader's death can be driven again with the same call. Promotions
+//! and removals pass the guardrails of `guard` first.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ pub struct NodeView {
     pub last_log_index: u64,
     pub applied_index: u64,
     pub matched_index: Option<u64>,
+    /// The leader's last log index minus `matched_index`, when the answering node leads.
+    #[serde(default)]
+    pub lag: Option<u64>,
 }
 
 /// The cluster as one node sees it, with every member asked for its own indexes.
@@ -157,6 +161,17 @@ impl Node {
                 if voters.contains(&id) && !joint {
                     return Ok(());
                 }
+                if !voters.contains(&id) {
+                    let addr = membership
+                        .get_node(&id)
+                        .map(|n| n.addr.clone())
+                        .unwrap_or_default();
+                    self.wait_caught_up(id, &addr).await?;
+                }
+                let mut after = voters.clone();
+                after.insert(id);
+                self.check_quorum_after(&format!("promoting node {id}"), &after)
+                    .await?;
                 ChangeMembers::AddVoterIds(BTreeSet::from([id]))
             }
             AdminCommand::Remove { id } => {
@@ -167,6 +182,10 @@ impl Node {
                     if voters.len() == 1 {
                         return Err(NodeError::Membership("cannot remove the last voter".into()));
                     }
+                    let mut after = voters.clone();
+                    after.remove(&id);
+                    self.check_quorum_after(&format!("removing node {id}"), &after)
+                        .await?;
                     ChangeMembers::RemoveVoters(BTreeSet::from([id]))
                 } else {
                     ChangeMembers::RemoveNodes(BTreeSet::from([id]))
@@ -187,6 +206,8 @@ impl Node {
         let learners: Vec<NodeId> = membership.learner_ids().collect();
         let matched = m.replication.clone().unwrap_or_default();
         let mut nodes = Vec::new();
+        // The leader's view of replication, when another node leads (from its status reply).
+        let mut leader_view: Option<(u64, BTreeMap<NodeId, u64>)> = None;
         for (id, node) in membership.nodes() {
             let role = if m.current_leader == Some(*id) {
                 "leader"
@@ -204,6 +225,7 @@ impl Node {
                 last_log_index: 0,
                 applied_index: 0,
                 matched_index: matched.get(id).and_then(|l| l.map(|l| l.index)),
+                lag: self.lag(*id),
             };
             if let Ok(mut client) = self.peers.client(*id, &node.addr) {
                 let mut request = tonic::Request::new(Empty {});
@@ -214,9 +236,22 @@ impl Node {
                     view.term = r.term;
                     view.last_log_index = r.last_log_index;
                     view.applied_index = r.applied_index;
+                    if m.current_leader == Some(*id) && *id != self.id {
+                        leader_view = Some((r.last_log_index, r.matched.into_iter().collect()));
+                    }
                 }
             }
             nodes.push(view);
+        }
+        if let Some((last, matched)) = leader_view {
+            for view in &mut nodes {
+                if m.current_leader == Some(view.id) {
+                    view.lag = Some(0);
+                } else {
+                    view.matched_index = matched.get(&view.id).copied();
+                    view.lag = Some(last.saturating_sub(view.matched_index.unwrap_or(0)));
+                }
+            }
         }
         ClusterView {
             leader: m.current_leader,

@@ -38,6 +38,14 @@ pub struct NodeConfig {
     /// Longest time a request may take before it fails with DEADLINE_EXCEEDED.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
+    /// How long promoting a learner waits for it to answer and catch up (at most 4/5 of
+    /// `request_timeout_ms`); after that the promotion is refused and it stays a learner.
+    #[serde(default = "default_promote_timeout_ms")]
+    pub promote_timeout_ms: u64,
+    /// How many entries a learner's replicated log may be behind the leader's applied index
+    /// at the start of a promotion for it to count as caught up.
+    #[serde(default = "default_promote_max_lag")]
+    pub promote_max_lag: u64,
     /// Most signals in one ingest batch.
     #[serde(default = "default_max_batch")]
     pub max_batch_signals: usize,
@@ -71,6 +79,12 @@ fn default_evaluate_ms() -> u64 {
 fn default_request_timeout_ms() -> u64 {
     10_000
 }
+fn default_promote_timeout_ms() -> u64 {
+    8_000
+}
+fn default_promote_max_lag() -> u64 {
+    8
+}
 fn default_max_batch() -> usize {
     5000
 }
@@ -97,6 +111,8 @@ impl NodeConfig {
             snapshot_every: default_snapshot_every(),
             evaluate_every_ms: default_evaluate_ms(),
             request_timeout_ms: default_request_timeout_ms(),
+            promote_timeout_ms: default_promote_timeout_ms(),
+            promote_max_lag: default_promote_max_lag(),
             max_batch_signals: default_max_batch(),
             access: None,
             tls: None,
@@ -113,6 +129,12 @@ impl NodeConfig {
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// `promote_timeout_ms`, but at most 4/5 of the request timeout: a promotion is one
+    /// request, and its refusal must reach the caller before the request times out.
+    pub fn promote_timeout(&self) -> Duration {
+        Duration::from_millis(self.promote_timeout_ms.min(self.request_timeout_ms / 5 * 4))
     }
 
     /// Cross-field checks.
@@ -146,6 +168,9 @@ impl NodeConfig {
         }
         if self.evaluate_every_ms == 0 || self.request_timeout_ms == 0 {
             return fail("evaluate_every_ms", "intervals must be positive");
+        }
+        if self.promote_timeout_ms == 0 {
+            return fail("promote_timeout_ms", "must be positive");
         }
         if self.max_batch_signals == 0 || self.max_batch_signals > 10_000 {
             return fail(
@@ -195,6 +220,15 @@ mod tests {
         assert_eq!(c.validate().unwrap_err().field, "election_timeout_min_ms");
         c = NodeConfig::new(0, "127.0.0.1:0".parse().unwrap(), "d".into());
         assert_eq!(c.validate().unwrap_err().field, "id");
+        c = NodeConfig::new(1, "127.0.0.1:0".parse().unwrap(), "d".into());
+        c.promote_timeout_ms = 0;
+        assert_eq!(c.validate().unwrap_err().field, "promote_timeout_ms");
+        c.promote_timeout_ms = 60_000;
+        assert_eq!(
+            c.promote_timeout(),
+            Duration::from_secs(8),
+            "bounded by the request"
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ pub mod config;
 pub mod error;
 pub mod evaluator;
 mod group_commit;
+mod guard;
 pub mod peer_service;
+mod watchdog;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -31,7 +33,7 @@ use crate::consensus::Raft;
 use crate::ids::{Millis, NodeId};
 use crate::proto::internal::{Blob, Empty};
 use crate::state::{Command, Response};
-use crate::store::codec::{decode, encode};
+use crate::store::codec::{decode, encode_wire};
 use crate::store::{LogStore, StateHandle, MAX_ENTRY_BYTES};
 use crate::tls::Tls;
 
@@ -60,6 +62,8 @@ pub struct Node {
     log: LogStore,
     last_stamp: AtomicI64,
     shutdown: watch::Sender<bool>,
+    /// Set once when the Raft core stopped on an error (see `watchdog`).
+    fatal: watch::Receiver<Option<String>>,
     ingest_queue: tokio::sync::mpsc::Sender<group_commit::Pending>,
 }
 
@@ -89,6 +93,7 @@ impl Node {
         };
         let raft = Raft::new(config.id, raft_config, network, log.clone(), sm).await?;
         let (ingest_queue, ingest_rx) = tokio::sync::mpsc::channel(4096);
+        let (fatal_tx, fatal) = watch::channel(None);
         let node = Arc::new(Node {
             id: config.id,
             config,
@@ -100,8 +105,10 @@ impl Node {
             log,
             last_stamp: AtomicI64::new(0),
             shutdown: watch::channel(false).0,
+            fatal,
             ingest_queue,
         });
+        tokio::spawn(watchdog::run(node.clone(), fatal_tx));
         tokio::spawn(evaluator::run(node.clone(), node.shutdown.subscribe()));
         tokio::spawn(group_commit::run(node.clone(), ingest_rx));
         Ok(node)
@@ -118,6 +125,12 @@ impl Node {
     /// A receiver that turns true when the node shuts down.
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
         self.shutdown.subscribe()
+    }
+
+    /// Turns `Some(error)` when the Raft core stopped on an error: the node is dead and its
+    /// process should exit (`rampart serve` does).
+    pub fn fatal_signal(&self) -> watch::Receiver<Option<String>> {
+        self.fatal.clone()
     }
 
     /// The proposal time of a new entry: the wall clock, never below an earlier stamp.
@@ -170,7 +183,7 @@ impl Node {
                 });
             }
         } else {
-            let size = encode(&command)
+            let size = crate::store::codec::encode(&command)
                 .map_err(|e| NodeError::Stopped(e.to_string()))?
                 .len();
             if size > MAX_ENTRY_BYTES {
@@ -279,7 +292,7 @@ impl Node {
             .peers
             .client(leader, addr)
             .map_err(|e| unreachable(e.to_string()))?;
-        let data = encode(payload).map_err(|e| NodeError::Stopped(e.to_string()))?;
+        let data = encode_wire(payload).map_err(|e| NodeError::Stopped(e.to_string()))?;
         let mut request = tonic::Request::new(Blob { data });
         request.set_timeout(self.config.request_timeout());
         let reply = match rpc {

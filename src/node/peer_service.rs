@@ -9,7 +9,7 @@ use super::{Node, NodeError};
 use crate::proto::internal::raft_internal_server::RaftInternal;
 use crate::proto::internal::{Blob, Empty, NodeStatusReply, ReadIndexReply};
 use crate::state::Command;
-use crate::store::codec::{decode, encode};
+use crate::store::codec::{decode, encode_wire};
 
 /// Serves other nodes of the cluster.
 pub struct PeerService {
@@ -21,7 +21,7 @@ fn bad_payload(e: impl std::fmt::Display) -> Status {
 }
 
 fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Blob>, Status> {
-    encode(value)
+    encode_wire(value)
         .map(|data| Response::new(Blob { data }))
         .map_err(|e| Status::internal(e.to_string()))
 }
@@ -72,6 +72,12 @@ impl RaftInternal for PeerService {
             applied_index: m.last_applied.map_or(0, |l| l.index),
             leader_id: m.current_leader,
             state: format!("{:?}", m.state),
+            matched: m
+                .replication
+                .iter()
+                .flatten()
+                .filter_map(|(id, l)| Some((*id, l.as_ref()?.index)))
+                .collect(),
         }))
     }
 

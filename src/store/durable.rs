@@ -3,34 +3,50 @@
 use std::fs::File;
 use std::path::Path;
 
-use super::StoreError;
+use super::{At, StoreError};
 
 /// Flushes a sled database and fdatasyncs its data file.
 #[derive(Debug)]
 pub struct Syncer {
     db: sled::Db,
     data_file: File,
+    path: std::path::PathBuf,
 }
 
 impl Syncer {
     /// `dir` is the sled directory; sled 0.34 keeps its log in the file `db` there.
     pub fn new(db: sled::Db, dir: &Path) -> Result<Self, StoreError> {
-        let data_file = File::open(dir.join("db"))?;
-        Ok(Self { db, data_file })
+        let path = dir.join("db");
+        let data_file = File::open(&path).at(|| format!("opening {}", path.display()))?;
+        Ok(Self {
+            db,
+            data_file,
+            path,
+        })
     }
 
     /// Returns once everything written to the database is on disk.
     pub fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        self.data_file.sync_data()?;
+        self.db
+            .flush()
+            .at(|| format!("flushing sled to {}", self.path.display()))?;
+        self.data_file
+            .sync_data()
+            .at(|| format!("fdatasync of {}", self.path.display()))?;
         Ok(())
+    }
+
+    /// sled's data file (`raft/db`), for error messages.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 }
 
 /// fsyncs a directory, so that files created or renamed in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at(|| format!("fsync of directory {}", dir.display()))
 }
 
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
@@ -38,11 +54,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
+    File::create(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .at(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .at(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     sync_dir(dir)
 }

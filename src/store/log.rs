@@ -3,14 +3,15 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, RaftLogReader, StorageIOError, Vote};
 
 use super::codec::{decode, encode};
 use super::durable::Syncer;
-use super::StoreError;
+use super::mark::{Acked, Mark};
+use super::{At, StoreError, REPLACE_NODE};
 use crate::consensus::{Entry, LogId, StorageError, TypeConfig};
 
 const VOTE: &[u8] = b"vote";
@@ -31,6 +32,9 @@ struct Inner {
     log: sled::Tree,
     meta: sled::Tree,
     syncer: Syncer,
+    /// What this node acknowledged (vote, last index), mirrored in the mark file.
+    mark: Mark,
+    acked: Mutex<Acked>,
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -46,21 +50,125 @@ fn vote_err(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl LogStore {
-    /// Opens the sled database in `dir` (created when missing).
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = open_db(dir)?;
+    /// Opens the sled database in `dir` (created when missing) with the acknowledged mark in
+    /// `mark_dir`, reads every value back (checksums) and refuses a log or vote older than
+    /// what the mark says this node acknowledged.
+    pub fn open(dir: &Path, mark_dir: &Path) -> Result<Self, StoreError> {
+        let db = open_db(dir).map_err(|e| damaged_sled(dir, e))?;
         let log = db.open_tree("log")?;
         let meta = db.open_tree("meta")?;
         let syncer = Syncer::new(db, dir)?;
         syncer.sync()?;
         // sled created its files on first open: make their directory entries durable too.
         for file in ["conf", "db"] {
-            std::fs::File::open(dir.join(file))?.sync_all()?;
+            let path = dir.join(file);
+            std::fs::File::open(&path)
+                .and_then(|f| f.sync_all())
+                .at(|| format!("fsync of {}", path.display()))?;
         }
         super::durable::sync_dir(dir)?;
-        Ok(Self {
-            inner: Arc::new(Inner { log, meta, syncer }),
+        let (mark, recorded) = Mark::open(mark_dir)?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                log,
+                meta,
+                syncer,
+                mark,
+                acked: Mutex::new(Acked::default()),
+            }),
+        };
+        let found = store.verify()?;
+        if let Some(recorded) = recorded {
+            store.check_against(&recorded, &found)?;
+        }
+        *store.acked() = found;
+        store.inner.mark.record(&found)?;
+        super::durable::sync_dir(mark_dir)?;
+        Ok(store)
+    }
+
+    fn acked(&self) -> std::sync::MutexGuard<'_, Acked> {
+        self.inner
+            .acked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Updates the acknowledged mark and makes it durable.
+    fn record(&self, change: impl FnOnce(&mut Acked)) -> Result<(), StoreError> {
+        let mut acked = self.acked();
+        change(&mut acked);
+        self.inner.mark.record(&acked)
+    }
+
+    /// Checks every entry's checksum (without decoding it) and decodes the meta values and
+    /// the last entry; returns the vote and last index found.
+    fn verify(&self) -> Result<Acked, StoreError> {
+        let db = self.inner.syncer.path().display().to_string();
+        let mut last = None;
+        for item in self.inner.log.iter() {
+            let (key, bytes) = item.at(|| format!("reading the log tree of {db}"))?;
+            let index = <[u8; 8]>::try_from(key.as_ref())
+                .ok()
+                .map(u64::from_be_bytes);
+            let what = || {
+                let key = index.map_or("(not an index)".to_owned(), |i| i.to_string());
+                format!("{db}, tree `log`, key {key}")
+            };
+            super::codec::verify(&bytes).at(what)?;
+            last = index;
+        }
+        let vote = self
+            .meta_get::<Vote<u64>>(VOTE)
+            .at(|| format!("{db}, tree `meta`, key `vote`"))?;
+        self.meta_get::<Option<LogId>>(COMMITTED)
+            .at(|| format!("{db}, tree `meta`, key `committed`"))?;
+        let purged = self
+            .last_purged()
+            .at(|| format!("{db}, tree `meta`, key `last_purged`"))?;
+        if let Some((key, bytes)) = self.inner.log.last()? {
+            let entry = decode::<Entry>(&bytes).at(|| format!("{db}, tree `log`, last entry"))?;
+            if key.as_ref() != entry.log_id.index.to_be_bytes() {
+                return Err(StoreError::Damaged(format!(
+                    "the last key holds the entry of index {}",
+                    entry.log_id.index
+                )))
+                .at(|| format!("{db}, tree `log`"));
+            }
+        }
+        Ok(Acked {
+            vote,
+            last_index: last.or(purged.map(|p| p.index)),
         })
+    }
+
+    /// Refuses a log or vote older than what this node acknowledged.
+    fn check_against(&self, recorded: &Acked, found: &Acked) -> Result<(), StoreError> {
+        let db = self.inner.syncer.path().display();
+        let mark = self.inner.mark.path().display();
+        if found.last_index < recorded.last_index {
+            return Err(StoreError::Lost(format!(
+                "the raft log in {db} ends at index {} but this node acknowledged entries up to \
+                 index {} ({mark}): acknowledged entries are gone (a truncated or damaged \
+                 raft/db); {REPLACE_NODE}",
+                found.last_index.map_or("none".into(), |i| i.to_string()),
+                recorded.last_index.unwrap_or(0),
+            )));
+        }
+        let vote_kept = match (recorded.vote, found.vote) {
+            (Some(r), Some(f)) => f >= r,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if !vote_kept {
+            return Err(StoreError::Lost(format!(
+                "the vote in {db} is {} but this node saved {} ({mark}): a node that forgets \
+                 its vote can vote twice in a term; {REPLACE_NODE}",
+                found.vote.map_or("none".into(), |v| v.to_string()),
+                recorded.vote.map_or("none".into(), |v| v.to_string()),
+            )));
+        }
+        Ok(())
     }
 
     fn meta_get<T: serde::de::DeserializeOwned>(
@@ -89,12 +197,19 @@ impl LogStore {
         Ok(self.last_purged()?.map_or(0, |id| id.index))
     }
 
+    /// The index of the last purged entry, if any.
+    pub fn purged_index(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.last_purged()?.map(|l| l.index))
+    }
+
     fn last_purged(&self) -> Result<Option<LogId>, StoreError> {
         self.meta_get(LAST_PURGED)
     }
 
-    /// Every entry with index >= `from`, removed and made durable.
+    /// Every entry with index >= `from`, removed and made durable. The mark goes down first:
+    /// a crash in between leaves it below the log, which is allowed.
     fn remove_from(&self, from: u64) -> Result<(), StoreError> {
+        self.record(|a| a.last_index = a.last_index.min(from.checked_sub(1)))?;
         let mut batch = sled::Batch::default();
         for key in self.inner.log.range(from.to_be_bytes()..).keys() {
             batch.remove(key?);
@@ -122,6 +237,28 @@ fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
             }
             other => return Ok(other?),
         }
+    }
+}
+
+/// sled's refusal to open, naming its two files and, for damage, the way out.
+fn damaged_sled(dir: &Path, e: StoreError) -> StoreError {
+    let damage = matches!(
+        e,
+        StoreError::Sled(sled::Error::Corruption { .. } | sled::Error::Unsupported(_))
+    );
+    let what = format!(
+        "opening sled's files {} and {}",
+        dir.join("conf").display(),
+        dir.join("db").display()
+    );
+    let source = if damage {
+        StoreError::Damaged(format!("{e}; {REPLACE_NODE}"))
+    } else {
+        e
+    };
+    StoreError::At {
+        what,
+        source: Box::new(source),
     }
 }
 
@@ -169,7 +306,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), StorageError> {
         self.meta_put(VOTE, vote).map_err(vote_err)?;
-        self.inner.syncer.sync().map_err(vote_err)
+        self.inner.syncer.sync().map_err(vote_err)?;
+        self.record(|a| a.vote = Some(*vote)).map_err(vote_err)
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<u64>>, StorageError> {
@@ -199,18 +337,33 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: OptionalSend,
     {
         let mut batch = sled::Batch::default();
+        let (mut first, mut last) = (None, 0);
         for entry in entries {
+            first.get_or_insert(entry.log_id.index);
+            last = entry.log_id.index;
             batch.insert(
                 &entry.log_id.index.to_be_bytes(),
                 encode(&entry).map_err(write_err)?,
             );
         }
-        self.inner.log.apply_batch(batch).map_err(write_err)?;
+        let (first, last) = (first.unwrap_or(0), last);
+        self.inner
+            .log
+            .apply_batch(batch)
+            .at(|| {
+                format!(
+                    "appending log entries {first}..={last} to {}",
+                    self.inner.syncer.path().display()
+                )
+            })
+            .map_err(write_err)?;
         // Durable before the callback: flush + fdatasync (see the module docs of `store`).
+        // Then the mark: this node acknowledges up to `last` (see `store::mark`).
         let synced = self
             .inner
             .syncer
             .sync()
+            .and_then(|()| self.record(|a| a.last_index = a.last_index.max(Some(last))))
             .map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(synced);
         Ok(())

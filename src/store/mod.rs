@@ -1,20 +1,31 @@
 //! Storage: openraft's log and the state machine on sled, behind this one module.
 //!
-//! # On-disk layout (format version 1)
+//! # On-disk layout (format version 2; version 1 is still read)
 //!
 //! A node's data directory holds:
 //! - `raft/`: one sled database with two trees:
 //!   - `log`: key = log index as 8 big-endian bytes (so iteration follows log order),
-//!     value = `[FORMAT_V1] ++ MessagePack(openraft Entry<TypeConfig>)`;
-//!   - `meta`: keys `vote`, `committed`, `last_purged`, each `[FORMAT_V1] ++ MessagePack(value)`.
+//!     value = `codec::encode(openraft Entry<TypeConfig>)`;
+//!   - `meta`: keys `vote`, `committed`, `last_purged`, each `codec::encode(value)`.
 //! - `snapshot.bin`: the newest state-machine snapshot: the magic `RAMPSNAP`, then
-//!   `[FORMAT_V1] ++ MessagePack(SnapshotFile { meta, state })`. Written to a temporary file,
+//!   `codec::encode(SnapshotFile { meta, state })`. Written to a temporary file,
 //!   fsynced, renamed over the old one, and the directory fsynced.
+//! - `acked.bin`: the acknowledged mark (`mark`): the newest vote saved and the last log
+//!   index reported durable, outside sled, so a `raft/db` that lost its tail is refused.
 //!
-//! Every persisted value starts with its format version byte; `codec::decode` refuses versions
-//! it does not know, so a newer format is added as a new arm, never by changing version 1.
+//! `codec::encode` writes `[2] ++ CRC-32 ++ MessagePack(value)`; `codec::decode` also reads
+//! version 1 (`[1] ++ MessagePack(value)`, what older nodes wrote) and refuses unknown versions
+//! and checksum mismatches. A newer format is added as a new arm, never by changing an old one.
 //! MessagePack with named fields lets a newer node read older values (new fields carry
 //! `#[serde(default)]`).
+//!
+//! # Integrity at start
+//!
+//! Opening checks every log entry's checksum, decodes the meta values and the last entry,
+//! compares the log and vote with `acked.bin`, and checks the snapshot: any damage or loss is
+//! refused with an error naming the file and telling how to replace the node
+//! (`REPLACE_NODE`), except a damaged snapshot the log still covers (nothing purged), which
+//! is set aside as `snapshot.bin.damaged` while the state is rebuilt from the log.
 //!
 //! # Durability
 //!
@@ -35,6 +46,7 @@
 pub mod codec;
 pub mod durable;
 pub mod log;
+pub mod mark;
 pub mod state_machine;
 
 use std::path::Path;
@@ -56,13 +68,46 @@ pub enum StoreError {
     Decode(String),
     #[error("encode: {0}")]
     Encode(String),
+    /// A persisted value or file whose bytes are not what was written.
+    #[error("damaged: {0}")]
+    Damaged(String),
+    /// Less on disk than this node acknowledged (a truncated log, a lost vote).
+    #[error("acknowledged data lost: {0}")]
+    Lost(String),
+    /// An error while working on a named file: what was being done, then the cause.
+    #[error("{what}: {source}")]
+    At {
+        what: String,
+        #[source]
+        source: Box<StoreError>,
+    },
 }
+
+/// Names the file and operation an error happened in (`result.at(|| "fdatasync raft/db")`).
+pub trait At<T> {
+    fn at(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T, E: Into<StoreError>> At<T> for Result<T, E> {
+    fn at(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::At {
+            what: what(),
+            source: Box::new(e.into()),
+        })
+    }
+}
+
+/// What a node whose disk lost or damaged what it acknowledged must do.
+pub const REPLACE_NODE: &str = "do not start this node on this data: remove it from the \
+    cluster (`rampart cluster remove <id>` on a healthy node), wipe its data directory, and add \
+    it back as a new learner (`rampart cluster add <id> <addr>`), which then catches up from \
+    the leader";
 
 /// Opens (or creates) a node's storage under `dir`.
 pub fn open(dir: &Path) -> Result<(LogStore, StateMachineStore), StoreError> {
-    std::fs::create_dir_all(dir)?;
-    let log = LogStore::open(&dir.join("raft"))?;
-    let sm = StateMachineStore::open(dir)?;
+    std::fs::create_dir_all(dir).at(|| format!("creating {}", dir.display()))?;
+    let log = LogStore::open(&dir.join("raft"), dir)?;
+    let sm = StateMachineStore::open(dir, log.purged_index()?)?;
     durable::sync_dir(dir)?;
     Ok((log, sm))
 }

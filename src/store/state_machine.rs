@@ -13,7 +13,7 @@ use tokio::sync::{broadcast, watch, Notify};
 
 use super::codec::{decode, encode};
 use super::durable::write_atomic;
-use super::StoreError;
+use super::{At, StoreError, REPLACE_NODE};
 use crate::consensus::{Entry, LogId, Membership, StorageError, TypeConfig};
 use crate::ids::GateKey;
 use crate::state::{Command, Decision, Response, State};
@@ -134,12 +134,54 @@ fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotFile, StoreError> {
 }
 
 impl StateMachineStore {
-    /// Loads the newest snapshot in `dir`, if any.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// Loads the newest snapshot in `dir`, if any. `purged` is the last index the log no
+    /// longer holds: a snapshot that is missing, damaged or older than it leaves a gap the log
+    /// cannot fill, and is refused. A damaged snapshot the log covers (nothing purged) is set
+    /// aside as `snapshot.bin.damaged`; the node starts from an empty state and openraft
+    /// re-applies the log — the node never serves state its log did not produce.
+    pub fn open(dir: &Path, purged: Option<u64>) -> Result<Self, StoreError> {
         let path = dir.join(SNAPSHOT_FILE);
-        let (applied, current) = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let file = decode_snapshot(&bytes)?;
+        let found = match std::fs::read(&path) {
+            Ok(bytes) => match decode_snapshot(&bytes) {
+                Ok(file) => Some((file, bytes)),
+                Err(e) => {
+                    if let Some(p) = purged {
+                        return Err(StoreError::Damaged(format!(
+                            "{e}; the log was purged up to index {p}, so the state cannot be \
+                             rebuilt from it; {REPLACE_NODE}"
+                        )))
+                        .at(|| format!("reading {}", path.display()));
+                    }
+                    let aside = dir.join(format!("{SNAPSHOT_FILE}.damaged"));
+                    tracing::error!(
+                        file = %path.display(),
+                        error = %e,
+                        moved_to = %aside.display(),
+                        "damaged snapshot refused; rebuilding the state from the log"
+                    );
+                    std::fs::rename(&path, &aside)
+                        .at(|| format!("moving {} aside", path.display()))?;
+                    super::durable::sync_dir(dir)?;
+                    None
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).at(|| format!("reading {}", path.display())),
+        };
+        let covered = found
+            .as_ref()
+            .and_then(|(f, _)| f.meta.last_log_id)
+            .map(|l| l.index);
+        if let Some(p) = purged.filter(|p| covered < Some(*p)) {
+            return Err(StoreError::Lost(format!(
+                "{} reflects the log up to index {} but the log was purged up to index {p}: \
+                 entries in between exist nowhere on this node; {REPLACE_NODE}",
+                path.display(),
+                covered.map_or("none (no snapshot)".into(), |i| i.to_string()),
+            )));
+        }
+        let (applied, current) = match found {
+            Some((file, bytes)) => {
                 let applied = Applied {
                     state: file.state,
                     last_applied: file.meta.last_log_id,
@@ -147,8 +189,7 @@ impl StateMachineStore {
                 };
                 (applied, Some((file.meta, bytes)))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Applied::default(), None),
-            Err(e) => return Err(e.into()),
+            None => (Applied::default(), None),
         };
         Ok(Self {
             handle: Arc::new(StateHandle::new(applied)),
@@ -268,7 +309,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let file = decode_snapshot(&bytes).map_err(snap_err)?;
+        let file = decode_snapshot(&bytes)
+            .at(|| format!("the snapshot {} received from the leader", meta.snapshot_id))
+            .map_err(snap_err)?;
         self.save_snapshot(meta.clone(), bytes).map_err(snap_err)?;
         let index = {
             let mut applied = self.handle.write();
