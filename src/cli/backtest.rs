@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::Args;
 
 use super::table::Output;
-use crate::engine::backtest::{backtest, parse_signal_lines, render_json, render_table};
+use crate::engine::backtest::{backtest_arrivals, parse_arrivals, render_json, render_table};
 use crate::engine::Contract;
 
 #[derive(Debug, Args)]
@@ -15,7 +15,8 @@ pub struct BacktestArgs {
     /// The contract (YAML).
     #[arg(long, value_parser = super::existing_file)]
     pub contract: PathBuf,
-    /// The signals (JSON lines, the format of `rampart signal push`).
+    /// The signals (JSON lines, the format of `rampart signal push`), in the order they
+    /// arrived; a line's optional `received` time says when (lateness is judged by it).
     #[arg(long, value_parser = super::existing_file)]
     pub signals: PathBuf,
 }
@@ -27,11 +28,11 @@ pub fn run(out: Output, args: &BacktestArgs) -> anyhow::Result<()> {
         Contract::from_yaml(&text).with_context(|| format!("in {}", args.contract.display()))?;
     let signals = std::fs::read_to_string(&args.signals)
         .with_context(|| format!("reading {}", args.signals.display()))?;
-    let (signals, errors) = parse_signal_lines(&signals);
+    let (arrivals, errors) = parse_arrivals(&signals);
     for (line, e) in &errors {
         eprintln!("{}:{line}: {e}", args.signals.display());
     }
-    let report = backtest(&contract, &signals);
+    let report = backtest_arrivals(&contract, &arrivals);
     if out.json {
         outln!("{}", render_json(&report));
     } else {

@@ -1,13 +1,16 @@
-//! Backtest: replay a signal file against a contract, in event time, and say what the engine
-//! would have decided — with the same `evaluate` the cluster's evaluator calls.
+//! Backtest: replay a signal file against a contract, in arrival order, and say what the
+//! engine would have decided — with the same `evaluate` the cluster's evaluator calls.
 //!
-//! Replay rules (the cluster's, with event time standing in for cluster time):
-//! - signals are sorted by event time (stable, so equal times keep file order);
+//! Replay rules (the leader's, with the arrival clock standing in for cluster time):
+//! - signals arrive in file order; the clock is the latest `received` time (when the line has
+//!   one) or event time seen so far, so it never runs backwards;
 //! - windows are aligned with `Contract::window_start`; the first window is the earliest
 //!   signal's, the last is the latest signal's, and every window in between is judged, even an
 //!   empty one (silence is evidence: it is stale);
-//! - a window is judged once its end + grace has passed in event time, and all remaining
-//!   windows at the end of the file;
+//! - a window is judged once its end + grace has passed on the clock, and all remaining
+//!   windows at the end of the file; a signal that arrives after its window was judged is
+//!   refused as late, one more than `MAX_FUTURE_MS` ahead of the clock as from the future
+//!   (both counted in `skipped`), as the leader refuses them;
 //! - each window is judged once per cohort, cohorts in contract order, with `history` = that
 //!   cohort's earlier windows, starting from `CohortState::start(contract, first_window_start)`;
 //! - a judgement's kill switch turns the gate's kill switch on for every later evaluation, and
@@ -38,12 +41,30 @@ pub struct Skipped {
     pub unknown_cohort: u64,
     /// The signal's shape does not fit its metric's kind (e.g. moments for a rate).
     pub wrong_kind: u64,
+    /// Arrived after its window was judged (window end + grace had passed).
+    #[serde(default)]
+    pub late: u64,
+    /// More than `MAX_FUTURE_MS` ahead of the clock when it arrived.
+    #[serde(default)]
+    pub future: u64,
 }
 
 impl Skipped {
     pub fn total(&self) -> u64 {
-        self.other_gate + self.unknown_metric + self.unknown_cohort + self.wrong_kind
+        self.other_gate
+            + self.unknown_metric
+            + self.unknown_cohort
+            + self.wrong_kind
+            + self.late
+            + self.future
     }
+}
+
+/// A signal and when it reached the cluster (None: no later than the newest event seen).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrival {
+    pub signal: Signal,
+    pub received: Option<Millis>,
 }
 
 /// One judged (cohort, window).
@@ -107,11 +128,59 @@ pub fn parse_signal_lines(text: &str) -> (Vec<Signal>, Vec<(usize, SignalError)>
     (signals, errors)
 }
 
-/// Replays `signals` against `contract` (see the module docs for the rules).
+/// Parses a JSON-lines signal file with each line's optional `received` time.
+pub fn parse_arrivals(text: &str) -> (Vec<Arrival>, Vec<(usize, SignalError)>) {
+    let mut arrivals = Vec::new();
+    let mut errors = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let parsed = serde_json::from_str::<SignalLine>(trimmed)
+            .map_err(|e| SignalError::new("line", e.to_string()))
+            .and_then(|l| {
+                let received = l
+                    .received
+                    .as_deref()
+                    .map(|r| super::signal::parse_time("received", r))
+                    .transpose()?;
+                Ok(Arrival {
+                    signal: l.into_signal()?,
+                    received,
+                })
+            });
+        match parsed {
+            Ok(a) => arrivals.push(a),
+            Err(e) => errors.push((i + 1, e)),
+        }
+    }
+    (arrivals, errors)
+}
+
+/// Replays `signals`, arriving in slice order, against `contract`.
 pub fn backtest(contract: &Contract, signals: &[Signal]) -> BacktestReport {
+    let arrivals: Vec<Arrival> = signals
+        .iter()
+        .map(|s| Arrival {
+            signal: s.clone(),
+            received: None,
+        })
+        .collect();
+    backtest_arrivals(contract, &arrivals)
+}
+
+/// Replays `arrivals` against `contract` (see the module docs for the rules).
+pub fn backtest_arrivals(contract: &Contract, arrivals: &[Arrival]) -> BacktestReport {
     let cohorts = contract.cohort_names();
-    let mut sorted: Vec<&Signal> = signals.iter().collect();
-    sorted.sort_by_key(|s| s.at);
+    let mut clock = Millis::MIN;
+    let sorted: Vec<(&Signal, Millis)> = arrivals
+        .iter()
+        .map(|a| {
+            clock = clock.max(a.received.unwrap_or(a.signal.at));
+            (&a.signal, clock)
+        })
+        .collect();
     let mut skipped = Skipped::default();
     let mut used = 0u64;
     let mut report = BacktestReport {
@@ -137,15 +206,19 @@ pub fn backtest(contract: &Contract, signals: &[Signal]) -> BacktestReport {
             true
         }
     };
-    let first = sorted.iter().find(|s| relevant(s, &mut Skipped::default()));
+    let first = sorted
+        .iter()
+        .filter(|(s, _)| relevant(s, &mut Skipped::default()))
+        .map(|(s, _)| s.at)
+        .min();
     let Some(first) = first else {
-        for s in &sorted {
+        for (s, _) in &sorted {
             relevant(s, &mut skipped);
         }
         report.skipped = skipped;
         return report;
     };
-    let first_start = contract.window_start(first.at);
+    let first_start = contract.window_start(first);
     let width = contract.window.0;
     let mut replay = Replay {
         contract,
@@ -160,15 +233,23 @@ pub fn backtest(contract: &Contract, signals: &[Signal]) -> BacktestReport {
         kill_switch: false,
         decisions: Vec::new(),
     };
-    for s in sorted {
+    for (s, now) in sorted {
         if !relevant(s, &mut skipped) {
             continue;
         }
-        // Judge every window whose end + grace has passed by this signal's time.
-        while replay.next_start + width + contract.grace.0 <= s.at {
+        // Judge every window whose end + grace has passed by this signal's arrival.
+        while replay.next_start + width + contract.grace.0 <= now {
             replay.judge_next();
         }
+        if s.at > now.saturating_add(super::signal::MAX_FUTURE_MS) {
+            skipped.future += 1;
+            continue;
+        }
         let start = contract.window_start(s.at);
+        if start < replay.next_start {
+            skipped.late += 1;
+            continue;
+        }
         let Some(spec) = contract.metric(&s.metric) else {
             continue;
         };
@@ -305,8 +386,8 @@ fn skipped_detail(s: &Skipped) -> String {
         return String::new();
     }
     format!(
-        " (other gate {}, unknown metric {}, unknown cohort {}, wrong kind {})",
-        s.other_gate, s.unknown_metric, s.unknown_cohort, s.wrong_kind
+        " (other gate {}, unknown metric {}, unknown cohort {}, wrong kind {}, late {}, from the future {})",
+        s.other_gate, s.unknown_metric, s.unknown_cohort, s.wrong_kind, s.late, s.future
     )
 }
 

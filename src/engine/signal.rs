@@ -84,6 +84,10 @@ impl SignalError {
     }
 }
 
+/// How far ahead of cluster time a signal's event time may be (clock skew between producers
+/// and the cluster); the leader refuses signals further ahead, and so does the backtest.
+pub const MAX_FUTURE_MS: Millis = 5 * 60 * 1000;
+
 /// Largest count accepted in one signal (trials, n): beyond this a value is a bug upstream.
 pub const MAX_COUNT: u64 = 1_000_000_000_000;
 /// Largest magnitude of a value or sum.
@@ -216,6 +220,10 @@ pub struct SignalLine {
     pub confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+    /// When the signal reached the cluster (RFC 3339), for `rampart backtest` only: the
+    /// replay judges lateness by it. The cluster ignores it (its own time is the arrival).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<String>,
 }
 
 /// Parses an RFC 3339 timestamp into epoch milliseconds.

@@ -27,7 +27,7 @@ pub const DEDUP_RETENTION_MS: Millis = 24 * 60 * 60 * 1000;
 /// Most idempotency keys remembered at once; the oldest are forgotten first.
 pub const DEDUP_MAX_KEYS: usize = 1_000_000;
 /// How far ahead of cluster time a signal's event time may be (clock skew of producers).
-pub const MAX_FUTURE_MS: Millis = 5 * 60 * 1000;
+pub const MAX_FUTURE_MS: Millis = crate::engine::signal::MAX_FUTURE_MS;
 
 /// Everything the cluster agrees on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
