@@ -248,6 +248,7 @@ proptest! {
                 rampart::engine::contract::MetricKind::Rate => Measurement::Rate { events: n / 10, trials: *n },
                 rampart::engine::contract::MetricKind::Mean => Measurement::Moments { n: *n, sum: 4.0 * *n as f64, sum_sq: 17.0 * *n as f64 },
                 rampart::engine::contract::MetricKind::Observations => Measurement::Observation { value: 0.2, confidence: Some(0.9), topics: vec![] },
+                rampart::engine::contract::MetricKind::Latency => Measurement::Sketch(rampart::engine::sketch::Sketch::of_values(&[0.1, 0.2])),
             };
             Signal {
                 gate: gate.clone(),

@@ -70,10 +70,24 @@ pub fn signal(s: &pb::Signal) -> Result<Signal, SignalError> {
             confidence: o.confidence,
             topics: o.topics.clone(),
         },
+        Some(pb::signal::Measurement::Sketch(k)) => {
+            let values = (!k.values.is_empty()).then_some(k.values.as_slice());
+            let buckets =
+                (k.relative_accuracy != 0.0 || !k.bins.is_empty() || k.zeros > 0).then(|| {
+                    (
+                        k.relative_accuracy,
+                        k.bins.iter().map(|(b, n)| (*b, *n)).collect::<Vec<_>>(),
+                        k.zeros,
+                    )
+                });
+            Measurement::Sketch(crate::engine::signal::sketch_from_parts(
+                values, buckets, "sketch",
+            )?)
+        }
         None => {
             return Err(SignalError::new(
                 "measurement",
-                "one of rate, moments, observation is required",
+                "one of rate, moments, observation, sketch is required",
             ))
         }
     };
@@ -82,6 +96,7 @@ pub fn signal(s: &pb::Signal) -> Result<Signal, SignalError> {
             Measurement::Rate { .. } => "rate",
             Measurement::Moments { .. } => "moments",
             Measurement::Observation { .. } => "observation",
+            Measurement::Sketch(_) => "sketch",
         };
         SignalError::new(&format!("{prefix}.{}", e.field), e.reason)
     })?;
@@ -106,6 +121,12 @@ pub fn signal_to_proto(s: &Signal) -> pb::Signal {
             n: *n,
             sum: *sum,
             sum_sq: *sum_sq,
+        }),
+        Measurement::Sketch(sketch) => pb::signal::Measurement::Sketch(pb::Sketch {
+            relative_accuracy: crate::engine::sketch::RELATIVE_ACCURACY,
+            bins: sketch.bins.iter().map(|(k, n)| (*k, *n)).collect(),
+            zeros: sketch.zeros,
+            values: Vec::new(),
         }),
         Measurement::Observation {
             value,
@@ -170,6 +191,8 @@ pub fn evidence(e: &MetricEvidence) -> pb::MetricEvidence {
         ceiling_e_value: e.ceiling_e_value,
         ceiling_span_windows: e.ceiling_span_windows,
         ceiling_alpha: e.ceiling_alpha,
+        quantile: e.quantile,
+        exceedance_interval: interval(e.exceedance_interval),
     }
 }
 
@@ -233,5 +256,53 @@ pub fn gate_state(g: &Gate, read: pb::ReadInfo) -> pb::GateState {
         deleted: g.deleted,
         read: Some(read),
         signals_accepted: g.signals_accepted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn latency(sketch: pb::Sketch) -> pb::Signal {
+        pb::Signal {
+            gate: "search-v2".into(),
+            metric: "search_latency".into(),
+            cohort: String::new(),
+            arm: pb::Arm::Treatment as i32,
+            at: Some(timestamp(1_795_255_200_000)),
+            measurement: Some(pb::signal::Measurement::Sketch(sketch)),
+        }
+    }
+
+    #[test]
+    fn a_sketch_round_trips_and_bad_ones_name_the_field() {
+        let raw = latency(pb::Sketch {
+            values: vec![0.1, 0.2, 0.0],
+            ..pb::Sketch::default()
+        });
+        let domain = signal(&raw).expect("values");
+        let back = signal(&signal_to_proto(&domain)).expect("buckets");
+        assert_eq!(back, domain);
+        let Measurement::Sketch(s) = &domain.measurement else {
+            panic!("a sketch")
+        };
+        assert_eq!(s.count(), 3);
+
+        let wrong = latency(pb::Sketch {
+            relative_accuracy: 0.05,
+            bins: [(3, 1)].into_iter().collect(),
+            ..pb::Sketch::default()
+        });
+        assert_eq!(
+            signal(&wrong).unwrap_err().field,
+            "sketch.relative_accuracy"
+        );
+        let empty = latency(pb::Sketch::default());
+        assert_eq!(signal(&empty).unwrap_err().field, "measurement");
+        let negative = latency(pb::Sketch {
+            values: vec![0.1, f64::NAN],
+            ..pb::Sketch::default()
+        });
+        assert_eq!(signal(&negative).unwrap_err().field, "values[1]");
     }
 }

@@ -370,7 +370,7 @@ fn decision_json(d: &pb::Decision) -> serde_json::Value {
         "kill_switch": d.kill_switch, "decided_by": d.decided_by, "contract_version": d.contract_version,
         "at": d.at.as_ref().map(|t| format_time(crate::api::convert::millis(t))),
         "changes": d.changes.iter().map(|c| serde_json::json!({"cohort": c.cohort, "from": c.from_exposure, "to": c.to_exposure, "from_status": c.from_status, "to_status": c.to_status})).collect::<Vec<_>>(),
-        "evidence": d.evidence.iter().map(|e| serde_json::json!({"metric": e.metric, "cohort": e.cohort, "treatment": e.treatment, "control": e.control, "baseline": e.baseline, "delta": e.delta, "relative": e.relative, "p_value": e.p_value, "e_value": e.e_value, "samples_treatment": e.samples_treatment, "samples_control": e.samples_control, "zone": e.zone, "streak": e.streak, "unreliable_reason": e.unreliable_reason, "summary": e.summary, "delta_interval": e.delta_interval.as_ref().map(|i| [i.low, i.high]), "relative_interval": e.relative_interval.as_ref().map(|i| [i.low, i.high]), "treatment_interval": e.treatment_interval.as_ref().map(|i| [i.low, i.high]), "ceiling_p_value": e.ceiling_p_value, "ceiling_e_value": e.ceiling_e_value, "ceiling_span_windows": e.ceiling_span_windows, "ceiling_alpha": e.ceiling_alpha, "srm_p_value": e.srm_p_value, "low_confidence_share": e.low_confidence_share, "alpha": e.alpha, "test": e.test, "span_windows": e.span_windows, "baseline_source": e.baseline_source})).collect::<Vec<_>>(),
+        "evidence": d.evidence.iter().map(evidence_json).collect::<Vec<_>>(),
     })
 }
 
@@ -697,4 +697,14 @@ pub async fn health(target: &Target) -> anyhow::Result<()> {
     );
     outln!("SERVING");
     Ok(())
+}
+
+/// One metric's evidence as JSON for `decisions --json` (every figure the engine wrote).
+fn evidence_json(e: &pb::MetricEvidence) -> serde_json::Value {
+    let mut out = serde_json::json!({"metric": e.metric, "cohort": e.cohort, "treatment": e.treatment, "control": e.control, "baseline": e.baseline, "delta": e.delta, "relative": e.relative, "p_value": e.p_value, "e_value": e.e_value, "samples_treatment": e.samples_treatment, "samples_control": e.samples_control, "zone": e.zone, "streak": e.streak, "unreliable_reason": e.unreliable_reason, "summary": e.summary});
+    let rest = serde_json::json!({"delta_interval": e.delta_interval.as_ref().map(|i| [i.low, i.high]), "relative_interval": e.relative_interval.as_ref().map(|i| [i.low, i.high]), "treatment_interval": e.treatment_interval.as_ref().map(|i| [i.low, i.high]), "ceiling_p_value": e.ceiling_p_value, "ceiling_e_value": e.ceiling_e_value, "ceiling_span_windows": e.ceiling_span_windows, "ceiling_alpha": e.ceiling_alpha, "quantile": e.quantile, "exceedance_interval": e.exceedance_interval.as_ref().map(|i| [i.low, i.high]), "srm_p_value": e.srm_p_value, "low_confidence_share": e.low_confidence_share, "alpha": e.alpha, "test": e.test, "span_windows": e.span_windows, "baseline_source": e.baseline_source});
+    if let (Some(out), serde_json::Value::Object(rest)) = (out.as_object_mut(), rest) {
+        out.extend(rest);
+    }
+    out
 }

@@ -180,6 +180,8 @@ pub enum MetricKind {
     /// Single scored observations (value, optional classifier confidence and topics),
     /// judged by their mean.
     Observations,
+    /// Timings in sketches, judged by the quantile `quantile` names.
+    Latency,
 }
 
 /// Which direction is better for a metric.
@@ -232,6 +234,9 @@ pub struct MetricSpec {
     /// The newest signal older than this (at the window's end) makes the metric unreliable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_staleness: Option<Span>,
+    /// Latency: the quantile judged (0.99 for p99).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantile: Option<f64>,
     /// Observations scored with less confidence than this do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_confidence: Option<f64>,

@@ -106,6 +106,13 @@ pub struct MetricEvidence {
     /// Share of this window's observations under the confidence floor.
     #[serde(default)]
     pub low_confidence_share: Option<f64>,
+    /// Latency: the quantile judged (treatment, control and delta are that quantile's).
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// Latency: the decided interval of (treatment's share of timings above the baseline's
+    /// quantile − the baseline's share above it); the comparison's test is on these shares.
+    #[serde(default)]
+    pub exceedance_interval: Option<(f64, f64)>,
 }
 
 /// A severe complaint topic: compared between the arms, or an `any_mention` phrase seen.

@@ -83,6 +83,9 @@ pub struct Assessment {
     pub low_confidence_share: Option<f64>,
     /// Level of the reported comparison span.
     pub alpha: Option<f64>,
+    /// Latency: the decided interval of (treatment's share above the baseline's quantile −
+    /// the baseline's share above it).
+    pub exceedance_interval: Option<(f64, f64)>,
     /// The data show the treatment worse than the baseline on the reported span.
     pub significant_harm: bool,
     /// Rules met this window, from reliable data only: watch, stop, kill.
@@ -122,7 +125,19 @@ pub(crate) fn moments(kind: MetricKind, agg: &ArmAggregate) -> Option<Moments> {
         MetricKind::Mean | MetricKind::Observations => {
             Moments::from_sums(agg.n, agg.sum, agg.sum_sq)
         }
+        MetricKind::Latency => None,
     }
+}
+
+/// The quantile a latency metric is judged by.
+pub fn quantile_of(spec: &MetricSpec) -> f64 {
+    spec.quantile.unwrap_or(0.5)
+}
+
+/// An arm's point value: the rate, the mean, or the latency quantile.
+pub fn point(spec: &MetricSpec, agg: &ArmAggregate) -> Option<f64> {
+    agg.value_at(spec.kind, quantile_of(spec))
+        .and_then(stats::finite)
 }
 
 /// The zone rules in order watch, stop, kill.
@@ -207,8 +222,8 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
     let name = &spec.name;
     let now: MetricWindow = input.current.metric(name);
     let mut out = Assessment {
-        window_treatment: now.treatment.value(kind).and_then(stats::finite),
-        window_control: now.control.value(kind).and_then(stats::finite),
+        window_treatment: point(spec, &now.treatment),
+        window_control: point(spec, &now.control),
         window_samples_treatment: now.treatment.samples(kind),
         window_samples_control: now.control.samples(kind),
         test: test_name(input.contract, spec).to_owned(),
@@ -284,17 +299,26 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
         let mut best_rank = (-1i32, f64::NEG_INFINITY);
         for (i, span) in input.spans.iter().enumerate() {
             let (m, _) = &pooled[i];
-            let Some(t) = compare(input, &m.treatment, &baseline_of(m), span) else {
-                continue;
+            let (t, delta, relative) = if kind == MetricKind::Latency {
+                let Some(l) = compare_latency(input, &m.treatment, &baseline_of(m), span) else {
+                    continue;
+                };
+                let relative = (l.1 != 0.0).then(|| (l.0 - l.1) / l.1.abs());
+                (l.2, l.0 - l.1, relative.and_then(stats::finite))
+            } else {
+                let Some(t) = compare(input, &m.treatment, &baseline_of(m), span) else {
+                    continue;
+                };
+                let relative = relative_of(&t, &baseline_of(m), kind);
+                (t, t.delta, relative)
             };
-            let relative = relative_of(&t, &baseline_of(m), kind);
             let mut worst_met = -1i32;
             for (z, rule) in rule_list.iter().enumerate() {
                 let Some(rule) = rule else { continue };
                 let practical = rule
                     .relative
                     .is_some_and(|r| relative.is_some_and(|x| x * sign >= r.0))
-                    || rule.absolute.is_some_and(|a| t.delta * sign >= a);
+                    || rule.absolute.is_some_and(|a| delta * sign >= a);
                 if t.significant && practical {
                     if comparison_ok {
                         out.met[z] = true;
@@ -313,7 +337,7 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
         if let Some((m, windows)) = pooled.get(shown) {
             fill_comparison(
                 &mut out,
-                kind,
+                spec,
                 m,
                 &baseline_of(m),
                 *windows,
@@ -321,7 +345,7 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
             );
         }
     } else if let Some((m, windows)) = pooled.first() {
-        fill_comparison(&mut out, kind, m, &baseline_of(m), *windows, None);
+        fill_comparison(&mut out, spec, m, &baseline_of(m), *windows, None);
     }
 
     let level_ok = reliability.level.is_none();
@@ -389,6 +413,69 @@ fn compare(
     )
 }
 
+/// Latency against the baseline on one span: the share of treatment timings above the
+/// baseline's quantile c (control's q-quantile, or the fixed value) against control's share
+/// above c (or 1 − q for a fixed value), one-sided. A slower treatment puts more of its
+/// timings above c. Returns (treatment quantile, baseline quantile, the test).
+fn compare_latency(
+    input: &MetricInput<'_>,
+    treatment: &ArmAggregate,
+    baseline: &BaselineSample,
+    span: &EvidenceSpan,
+) -> Option<(f64, f64, Tested)> {
+    let spec = input.spec;
+    let q = quantile_of(spec);
+    let qt = treatment.sketch.quantile(q)?;
+    let sequential = input.contract.test == TestKind::Sequential;
+    let alpha = span.level(input.budget, input.budget.test);
+    let tau = Some((1.0 - q).max(1e-4));
+    let a = Moments::rate(
+        treatment
+            .sketch
+            .count_above(baseline_quantile(baseline, q)?),
+        treatment.sketch.count(),
+    )?;
+    let (qb, tested) = match baseline {
+        BaselineSample::Arm(agg) => {
+            let qc = agg.sketch.quantile(q)?;
+            let b = Moments::rate(agg.sketch.count_above(qc), agg.sketch.count())?;
+            let v = a.var_of_mean() + b.var_of_mean();
+            let t = test_harm(
+                a.mean - b.mean,
+                harm_sign(spec.better),
+                v,
+                tau,
+                None,
+                alpha,
+                sequential,
+            )?;
+            (qc, t)
+        }
+        BaselineSample::Value(v0) => {
+            let p0 = 1.0 - q;
+            let v = p0 * q / a.n;
+            let t = test_harm(
+                a.mean - p0,
+                harm_sign(spec.better),
+                v,
+                tau,
+                None,
+                alpha,
+                sequential,
+            )?;
+            (*v0, t)
+        }
+    };
+    Some((qt, qb, tested))
+}
+
+fn baseline_quantile(baseline: &BaselineSample, q: f64) -> Option<f64> {
+    match baseline {
+        BaselineSample::Arm(agg) => agg.sketch.quantile(q),
+        BaselineSample::Value(v) => Some(*v),
+    }
+}
+
 fn relative_of(t: &Tested, baseline: &BaselineSample, kind: MetricKind) -> Option<f64> {
     let b = match baseline {
         BaselineSample::Arm(agg) => agg.value(kind)?,
@@ -402,18 +489,19 @@ fn relative_of(t: &Tested, baseline: &BaselineSample, kind: MetricKind) -> Optio
 /// Writes the reported span's values (and its test, when there is one) into the assessment.
 fn fill_comparison(
     out: &mut Assessment,
-    kind: MetricKind,
+    spec: &MetricSpec,
     m: &MetricWindow,
     baseline: &BaselineSample,
     windows: u32,
     tested: Option<Tested>,
 ) {
+    let kind = spec.kind;
     out.span_windows = windows;
     out.samples_treatment = m.treatment.samples(kind);
-    out.treatment = m.treatment.value(kind).and_then(stats::finite);
+    out.treatment = point(spec, &m.treatment);
     let (value, samples) = match baseline {
         BaselineSample::Arm(agg) => {
-            out.control = agg.value(kind).and_then(stats::finite);
+            out.control = point(spec, agg);
             (out.control, agg.samples(kind))
         }
         BaselineSample::Value(v) => (Some(*v), 0),
@@ -427,6 +515,15 @@ fn fill_comparison(
             .and_then(stats::finite);
     }
     let Some(t) = tested else { return };
+    if kind == MetricKind::Latency {
+        // The test is on shares above the baseline's quantile, not on the quantiles.
+        out.exceedance_interval = Some(t.interval);
+        out.e_value = t.e_value;
+        out.p_value = t.p_value;
+        out.alpha = Some(t.alpha);
+        out.significant_harm = t.significant;
+        return;
+    }
     out.delta = Some(t.delta);
     out.delta_interval = Some(t.interval);
     out.e_value = t.e_value;
@@ -472,8 +569,25 @@ fn test_bound(
     alpha: f64,
 ) -> Option<(Tested, f64)> {
     let spec = input.spec;
-    let a = moments(spec.kind, treatment)?;
     let sequential = input.contract.test == TestKind::Sequential;
+    if spec.kind == MetricKind::Latency {
+        // The q-quantile is beyond the bound exactly when more than 1 − q of the timings are.
+        let q = quantile_of(spec);
+        let p0 = 1.0 - q;
+        let n = treatment.sketch.count();
+        let share = Moments::rate(treatment.sketch.count_above(bound), n)?;
+        let t = test_harm(
+            share.mean - p0,
+            harm_sign(spec.better),
+            p0 * q / share.n,
+            Some(p0.max(1e-4)),
+            None,
+            alpha,
+            sequential,
+        )?;
+        return Some((t, treatment.sketch.quantile(q)?));
+    }
+    let a = moments(spec.kind, treatment)?;
     let (v, df) = match spec.kind {
         // Sequentially, under the variance at the bound: the null the ceiling states.
         MetricKind::Rate if sequential && bound > 0.0 && bound < 1.0 => {
@@ -523,7 +637,7 @@ fn judge_level(
         let alpha = span.level(input.budget, input.budget.test);
         let baseline = match &input.contract.baseline {
             Baseline::Fixed(values) => values.get(&spec.name).copied(),
-            _ => m.control.value(kind),
+            _ => point(spec, &m.control),
         };
         for (z, rule) in rules(spec).into_iter().enumerate() {
             let Some(bound) = rule.and_then(bound_of) else {
@@ -552,7 +666,9 @@ fn judge_level(
     }
     if let Some((_, _, t, value, windows)) = shown {
         let d = (t.interval.1 - t.interval.0) / 2.0;
-        out.treatment_interval = Some((value - d, value + d));
+        if kind != MetricKind::Latency {
+            out.treatment_interval = Some((value - d, value + d));
+        }
         out.ceiling_p_value = t.p_value;
         out.ceiling_e_value = t.e_value;
         out.ceiling_span_windows = windows;

@@ -7,7 +7,8 @@
 //! # Layout
 //!
 //! - [`contract`]: the contract language and its validation.
-//! - [`signal`], [`window`]: signals and their exact per-window aggregates.
+//! - [`signal`], [`window`]: signals and their exact per-window aggregates; [`sketch`]:
+//!   mergeable latency sketches.
 //! - [`stats`]: tests and intervals (z, Welch, mSPRT, SRM), checked against scipy/statsmodels.
 //! - [`budget`]: how the contract's α is shared so the guarantee holds per gate.
 //! - [`spans`]: the evidence spans each test is judged on (restarts, change detection).
@@ -34,6 +35,7 @@ pub mod policy;
 pub mod reason;
 pub mod reliability;
 pub mod signal;
+pub mod sketch;
 pub mod spans;
 pub mod stats;
 pub mod topics;

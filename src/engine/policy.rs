@@ -415,6 +415,9 @@ fn to_evidence(
         ceiling_alpha: a.ceiling_alpha,
         srm_p_value: a.srm_p_value,
         low_confidence_share: a.low_confidence_share,
+        quantile: (spec.kind == super::contract::MetricKind::Latency)
+            .then(|| judge::quantile_of(spec)),
+        exceedance_interval: a.exceedance_interval,
     }
 }
 

@@ -19,6 +19,7 @@ pub fn value(kind: MetricKind, v: f64) -> String {
     match kind {
         MetricKind::Rate => percent(v),
         MetricKind::Mean | MetricKind::Observations => trim(format!("{v:.3}")),
+        MetricKind::Latency => trim(format!("{v:.4}")),
     }
 }
 
@@ -54,6 +55,7 @@ pub fn signed_value(kind: MetricKind, x: f64) -> String {
             format!("{} pts", trim(format!("{pts:+.2}")))
         }
         MetricKind::Mean | MetricKind::Observations => trim(format!("{x:+.3}")),
+        MetricKind::Latency => trim(format!("{x:+.4}")),
     }
 }
 
@@ -96,7 +98,14 @@ fn has_bound(spec: &MetricSpec) -> Option<(f64, &'static str)> {
 
 /// One line for one metric's evidence (without its zone).
 pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
-    let label = metric_label(&spec.name);
+    let label = match e.quantile {
+        Some(q) => format!(
+            "{} p{}",
+            metric_label(&spec.name),
+            trim(format!("{:.1}", q * 100.0))
+        ),
+        None => metric_label(&spec.name),
+    };
     if let Some(why) = &e.unreliable_reason {
         return format!("{label} unreliable: {why}");
     }
@@ -179,6 +188,16 @@ pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
         format!(", over {} windows", e.span_windows)
     } else {
         String::new()
+    };
+    // Latency is decided on the share of timings above the baseline's quantile.
+    let change = match e.exceedance_interval {
+        Some((lo, hi)) => format!(
+            "{change}; share of timings above the baseline's p{}: {ci_name} {}..{}",
+            trim(format!("{:.1}", e.quantile.unwrap_or(0.5) * 100.0)),
+            signed_value(MetricKind::Rate, lo),
+            signed_value(MetricKind::Rate, hi)
+        ),
+        None => change,
     };
     let inner = [change, span.trim_start_matches(", ").to_owned()]
         .into_iter()

@@ -34,6 +34,8 @@ pub enum Measurement {
     Rate { events: u64, trials: u64 },
     /// `n` values summarised by their sum and sum of squares.
     Moments { n: u64, sum: f64, sum_sq: f64 },
+    /// A latency sketch (see `engine::sketch`): many timings in one signal.
+    Sketch(super::sketch::Sketch),
     /// One scored observation, e.g. a review's sentiment from a classifier.
     Observation {
         value: f64,
@@ -51,6 +53,7 @@ impl Measurement {
             Measurement::Rate { .. } => "rate (events/trials)",
             Measurement::Moments { .. } => "moments (n/sum/sum_sq)",
             Measurement::Observation { .. } => "observation (value)",
+            Measurement::Sketch(_) => "sketch (values or sketch)",
         }
     }
 }
@@ -159,6 +162,19 @@ impl Measurement {
                     ));
                 }
             }
+            Measurement::Sketch(sketch) => {
+                use super::sketch::MAX_BINS;
+                if sketch.is_empty() {
+                    return Err(SignalError::new("sketch", "holds no values"));
+                }
+                if sketch.bins.len() > MAX_BINS {
+                    return Err(SignalError::new(
+                        "sketch.bins",
+                        format!("{} buckets; at most {MAX_BINS}", sketch.bins.len()),
+                    ));
+                }
+                count("sketch", sketch.count())?;
+            }
             Measurement::Observation {
                 value,
                 confidence,
@@ -220,10 +236,79 @@ pub struct SignalLine {
     pub confidence: Option<f64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+    /// Latency: raw timings (folded into a sketch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f64>>,
+    /// Latency: a sketch's buckets, computed with `relative_accuracy` 0.01.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sketch: Option<SketchLine>,
     /// When the signal reached the cluster (RFC 3339), for `rampart backtest` only: the
     /// replay judges lateness by it. The cluster ignores it (its own time is the arrival).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received: Option<String>,
+}
+
+/// A sketch as a signal line carries it: `{"relative_accuracy": 0.01, "bins": {"-230": 4},
+/// "zeros": 0}` (bucket k = ⌈ln x / ln γ⌉, γ = (1 + a)/(1 − a)).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SketchLine {
+    pub relative_accuracy: f64,
+    #[serde(default)]
+    pub bins: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    pub zeros: u64,
+}
+
+/// A sketch's buckets as a producer sent them: (relative accuracy, (bucket, count)s, zeros).
+pub type SketchParts = (f64, Vec<(i32, u64)>, u64);
+
+/// Builds a sketch from raw values or from a sketch's buckets, each error naming its field.
+pub fn sketch_from_parts(
+    values: Option<&[f64]>,
+    buckets: Option<SketchParts>,
+    field: &str,
+) -> Result<super::sketch::Sketch, SignalError> {
+    use super::sketch::{Sketch, MAX_VALUES, RELATIVE_ACCURACY};
+    match (values, buckets) {
+        (Some(values), None) => {
+            if values.len() > MAX_VALUES {
+                return Err(SignalError::new(
+                    "values",
+                    format!("{} values; at most {MAX_VALUES}", values.len()),
+                ));
+            }
+            for (i, v) in values.iter().enumerate() {
+                if !v.is_finite() || *v < 0.0 || *v > MAX_MAGNITUDE {
+                    return Err(SignalError::new(
+                        &format!("values[{i}]"),
+                        format!("{v} is not a finite non-negative number"),
+                    ));
+                }
+            }
+            Ok(Sketch::of_values(values))
+        }
+        (None, Some((accuracy, bins, zeros))) => {
+            if (accuracy - RELATIVE_ACCURACY).abs() > 1e-12 {
+                return Err(SignalError::new(
+                    &format!("{field}.relative_accuracy"),
+                    format!("{accuracy} is not {RELATIVE_ACCURACY}, the accuracy rampart merges sketches at"),
+                ));
+            }
+            let mut s = Sketch {
+                zeros,
+                ..Sketch::default()
+            };
+            for (k, n) in bins {
+                *s.bins.entry(k).or_default() += n;
+            }
+            Ok(s)
+        }
+        _ => Err(SignalError::new(
+            "measurement",
+            "give either values or sketch for a latency signal",
+        )),
+    }
 }
 
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
@@ -273,7 +358,31 @@ impl SignalLine {
         let (gate, metric, cohort) = parse_ids(&self.gate, &self.metric, self.cohort.as_deref())?;
         let arm = parse_arm(&self.arm)?;
         let at = parse_time("at", &self.at)?;
+        let latency = self.values.is_some() || self.sketch.is_some();
         let measurement = match (self.events, self.trials, self.n, self.value) {
+            (None, None, None, None) if latency => {
+                let buckets = match &self.sketch {
+                    Some(line) => {
+                        let mut bins = Vec::with_capacity(line.bins.len());
+                        for (k, n) in &line.bins {
+                            let k: i32 = k.trim().parse().map_err(|_| {
+                                SignalError::new(
+                                    &format!("sketch.bins.{k}"),
+                                    "a bucket index must be an integer",
+                                )
+                            })?;
+                            bins.push((k, *n));
+                        }
+                        Some((line.relative_accuracy, bins, line.zeros))
+                    }
+                    None => None,
+                };
+                Measurement::Sketch(sketch_from_parts(
+                    self.values.as_deref(),
+                    buckets,
+                    "sketch",
+                )?)
+            }
             (Some(events), Some(trials), None, None) => Measurement::Rate { events, trials },
             (None, None, Some(n), None) => Measurement::Moments {
                 n,
@@ -292,7 +401,7 @@ impl SignalLine {
             _ => {
                 return Err(SignalError::new(
                     "measurement",
-                    "give exactly one of: events+trials, n+sum+sum_sq, or value",
+                    "give exactly one of: events+trials, n+sum+sum_sq, value, or values/sketch",
                 ))
             }
         };
@@ -326,6 +435,17 @@ impl SignalLine {
                 line.n = Some(*n);
                 line.sum = Some(*sum);
                 line.sum_sq = Some(*sum_sq);
+            }
+            Measurement::Sketch(sketch) => {
+                line.sketch = Some(SketchLine {
+                    relative_accuracy: super::sketch::RELATIVE_ACCURACY,
+                    bins: sketch
+                        .bins
+                        .iter()
+                        .map(|(k, n)| (k.to_string(), *n))
+                        .collect(),
+                    zeros: sketch.zeros,
+                });
             }
             Measurement::Observation {
                 value,

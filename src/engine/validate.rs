@@ -247,6 +247,20 @@ fn validate_metric(path: &str, metric: &MetricSpec, fail: &mut impl FnMut(&str, 
             );
         }
     }
+    match (metric.kind, metric.quantile) {
+        (MetricKind::Latency, None) => fail(
+            &format!("{path}.quantile"),
+            "a latency metric names the quantile it is judged by (e.g. 0.99)".into(),
+        ),
+        (MetricKind::Latency, Some(q)) if !(q > 0.0 && q < 1.0) => {
+            fail(&format!("{path}.quantile"), format!("{q} is not in (0, 1)"))
+        }
+        (MetricKind::Latency, Some(_)) | (_, None) => {}
+        (_, Some(_)) => fail(
+            &format!("{path}.quantile"),
+            "only latency metrics are judged by a quantile".into(),
+        ),
+    }
     if !(0.0..=1.0).contains(&metric.max_low_confidence_share.0) {
         fail(
             &format!("{path}.max_low_confidence_share"),

@@ -37,6 +37,9 @@ pub struct ArmAggregate {
     pub newest_at: Option<Millis>,
     /// Mentions per topic among counted observations.
     pub topics: BTreeMap<String, u64>,
+    /// Latency: every timing of the arm.
+    #[serde(default, skip_serializing_if = "super::sketch::Sketch::is_empty")]
+    pub sketch: super::sketch::Sketch,
 }
 
 impl ArmAggregate {
@@ -45,13 +48,21 @@ impl ArmAggregate {
         match kind {
             MetricKind::Rate => self.trials,
             MetricKind::Mean | MetricKind::Observations => self.n,
+            MetricKind::Latency => self.sketch.count(),
         }
     }
 
-    /// Point value: the rate or the mean; None without samples.
+    /// Point value: the rate, the mean, or the latency quantile; None without samples.
     #[allow(clippy::cast_precision_loss)]
     pub fn value(&self, kind: MetricKind) -> Option<f64> {
+        self.value_at(kind, 0.5)
+    }
+
+    /// Point value, the latency quantile being `q`.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn value_at(&self, kind: MetricKind, q: f64) -> Option<f64> {
         match kind {
+            MetricKind::Latency => self.sketch.quantile(q),
             MetricKind::Rate if self.trials > 0 => Some(self.events as f64 / self.trials as f64),
             MetricKind::Mean | MetricKind::Observations if self.n > 0 => {
                 Some(self.sum / self.n as f64)
@@ -73,6 +84,7 @@ impl ArmAggregate {
         for (topic, count) in &other.topics {
             *self.topics.entry(topic.clone()).or_default() += count;
         }
+        self.sketch.merge(&other.sketch);
     }
 }
 
@@ -139,6 +151,7 @@ impl CohortWindow {
                 agg.sum += sum;
                 agg.sum_sq += sum_sq;
             }
+            Measurement::Sketch(sketch) => agg.sketch.merge(sketch),
             Measurement::Observation {
                 value,
                 confidence,
@@ -172,6 +185,7 @@ pub fn check_kind(spec: &MetricSpec, measurement: &Measurement) -> Result<(), Si
         (MetricKind::Rate, Measurement::Rate { .. })
             | (MetricKind::Mean, Measurement::Moments { .. })
             | (MetricKind::Observations, Measurement::Observation { .. })
+            | (MetricKind::Latency, Measurement::Sketch(_))
     );
     if fits {
         Ok(())
