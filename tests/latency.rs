@@ -180,3 +180,41 @@ fn a_latency_metric_must_name_its_quantile() {
         Contract::from_yaml(&CONTRACT.replace("quantile: 0.99", "quantile: 1.5")).unwrap_err();
     assert!(err.to_string().contains("not in (0, 1)"), "{err}");
 }
+
+#[test]
+fn an_open_window_kills_early_only_on_a_met_kill_rule_and_only_with_sequential_tests() {
+    use rampart::engine::early_kill;
+    let c = Contract::from_yaml(CONTRACT).unwrap();
+    let mut rng = StdRng::seed_from_u64(3);
+    let cohort = CohortName::try_from("all").unwrap();
+    let s = CohortState::start(&c, T0);
+    let input = |c: &'_ Contract, w: &'_ CohortWindow| {
+        early_kill(EvaluationInput {
+            contract: c,
+            cohort: &cohort,
+            window: w.window.unwrap(),
+            current: w,
+            history: &[],
+            state: &s,
+            kill_switch: false,
+        })
+    };
+    let healthy = window(
+        T0,
+        timings(&mut rng, 3000, 0.2),
+        timings(&mut rng, 3000, 0.2),
+    );
+    assert!(input(&c, &healthy).is_none());
+    let breach = window(
+        T0,
+        timings(&mut rng, 3000, 1.2),
+        timings(&mut rng, 3000, 0.2),
+    );
+    let j = input(&c, &breach).expect("a p99 far above its ceiling kills early");
+    assert_eq!(j.verdict, Verdict::Rollback);
+    let fixed = Contract::from_yaml(&format!("{CONTRACT}test: fixed\n")).unwrap();
+    assert!(
+        input(&fixed, &breach).is_none(),
+        "fixed tests judge closed windows only"
+    );
+}

@@ -44,6 +44,8 @@ pub mod window;
 
 pub use contract::{Contract, ContractError, FieldError};
 pub use evidence::{MetricEvidence, TopicEvidence, Zone};
-pub use policy::{evaluate, CohortState, CohortStatus, EvaluationInput, Judgement, Verdict};
+pub use policy::{
+    early_kill, evaluate, CohortState, CohortStatus, EvaluationInput, Judgement, Verdict,
+};
 pub use signal::{Arm, Measurement, Signal, SignalError, SignalLine};
 pub use window::{CohortWindow, Window};

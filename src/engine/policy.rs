@@ -374,6 +374,29 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
     }
 }
 
+/// Judges an **open** window's data so far, for a rollback only. The sequential tests are
+/// always valid — their guarantee holds at any look, also in the middle of a window — so a
+/// kill rule that is met on the data so far may roll the cohort back before the window
+/// closes. The judgement is returned only when it rolls back; it is then the window's one
+/// decision for the cohort (the state machine refuses a second one, and refuses later
+/// signals for the window). Fixed-horizon tests are valid at the window's close only, so a
+/// `test: fixed` contract never kills early.
+pub fn early_kill(input: EvaluationInput<'_>) -> Option<Judgement> {
+    if input.kill_switch
+        || input.state.status == CohortStatus::RolledBack
+        || input.contract.test != super::contract::TestKind::Sequential
+        || !input.contract.metrics.iter().any(|m| m.kill.is_some())
+    {
+        return None;
+    }
+    let mut judgement = evaluate(input);
+    if !matches!(judgement.verdict, Verdict::Rollback | Verdict::RollbackGate) {
+        return None;
+    }
+    judgement.reason = format!("{} (before the window closed)", judgement.reason);
+    Some(judgement)
+}
+
 fn to_evidence(
     input: EvaluationInput<'_>,
     spec: &MetricSpec,

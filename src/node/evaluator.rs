@@ -33,6 +33,7 @@ pub async fn run(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
     let every = Duration::from_millis(node.config.evaluate_every_ms);
     // The term in which this node last passed the read barrier as leader.
     let mut caught_up_in: Option<u64> = None;
+    let mut watermarks = super::early_kill::Watermarks::default();
     loop {
         // Wake at the next window close (end + grace) if it comes before the next tick.
         // Followers just poll; a closed window that is still undecided waits 5ms, not 0.
@@ -67,6 +68,16 @@ pub async fn run(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
         }
         if let Err(e) = evaluate_round(&node, term).await {
             tracing::debug!(error = %e, "evaluation round stopped");
+        }
+        let rollbacks = {
+            let applied = node.state.read();
+            watermarks.rollbacks(&applied.state, node.id, term)
+        };
+        for command in rollbacks {
+            if let Err(e) = node.write(command).await {
+                tracing::debug!(error = %e, "early rollback not written");
+                break;
+            }
         }
     }
 }

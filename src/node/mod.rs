@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod config;
+mod early_kill;
 pub mod error;
 pub mod evaluator;
 mod group_commit;

@@ -196,6 +196,13 @@ impl State {
                 "is before the gate's first window (the contract was not applied yet)",
             ));
         }
+        if cohort.last_window.is_some_and(|last| last >= start) && !gate.window_closed(window, now)
+        {
+            return Err(SignalError::new(
+                "at",
+                "its window was already decided (rolled back before it closed)",
+            ));
+        }
         if cohort.last_window.is_some_and(|last| last >= start) || gate.window_closed(window, now) {
             return Err(SignalError::new(
                 "at",
