@@ -6,9 +6,9 @@
 
 use crate::ids::Millis;
 
-/// How much faster than real (monotonic) time a single voter's cluster time may run while it
-/// catches up with its wall clock (after a downtime, or a clock that jumped ahead).
-pub const SINGLE_VOTER_CATCH_UP: i64 = 10;
+/// How much faster than real (monotonic) time a single voter's cluster time may run on its
+/// own clock's word alone (signals' times can move it further, see `Inputs::evidence`).
+pub const SINGLE_VOTER_CATCH_UP: i64 = 1;
 
 /// How the allowed time relates to the leader's own wall clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +22,9 @@ pub enum Limit {
     LeaderBehind,
     /// Fewer than a majority of the voters have a fresh reading: time does not advance.
     NoQuorum,
-    /// A single voter whose wall clock ran ahead of its pace bound (a jump, or a restart
-    /// after a downtime): capped at the pace bound.
+    /// A single voter whose wall clock ran ahead of both its pace bound and the newest
+    /// signal time it received (a jump, or a restart after a downtime without signals):
+    /// capped at the larger of the two.
     Pace,
 }
 
@@ -55,10 +56,14 @@ pub struct Inputs<'a> {
     pub max_skew: Millis,
     /// The time already proposed (never go back).
     pub floor: Millis,
-    /// For a single voter: the last allowed time (or the applied cluster time after a start)
-    /// plus `SINGLE_VOTER_CATCH_UP` times the monotonic time elapsed since. None: no pace
-    /// bound (a fresh cluster).
+    /// For a single voter: a cluster time it had (the applied one after a start, rebased
+    /// when signals confirm a later one) plus `SINGLE_VOTER_CATCH_UP` times the monotonic time
+    /// elapsed since. None: no pace bound (a fresh cluster).
     pub pace: Option<Millis>,
+    /// For a single voter: the newest signal time (`at`) it received from producers, 0 when
+    /// none. Producers' clocks are its second opinion: cluster time may follow its own clock
+    /// up to that, so a restart after a real downtime catches up as soon as signals arrive.
+    pub evidence: Millis,
 }
 
 /// What the rule allows.
@@ -88,12 +93,15 @@ pub fn quorum_median(own: Millis, peers: &[Millis], voters: usize) -> Option<Mil
 ///
 /// Several voters: the lower median of a majority of the voters' readings (the leader's own
 /// included), whatever the leader's own clock says; without a majority of readings, `floor`
-/// (time holds). One voter: its clock, but at most `pace`. Always at least `floor`.
+/// (time holds). One voter: its clock, unless that is more than the skew ahead of both `pace`
+/// and `evidence`; then the larger of those two. Always at least `floor`.
 pub fn allowed(input: &Inputs<'_>) -> Allowed {
     let skew = input.max_skew.max(0);
     let (target, median, limit) = if input.voters <= 1 {
-        match input.pace {
-            Some(pace) if input.own > pace => (pace, None, Limit::Pace),
+        match input.pace.map(|p| p.max(input.evidence)) {
+            Some(ceiling) if input.own > ceiling.saturating_add(skew) => {
+                (ceiling, None, Limit::Pace)
+            }
             _ => (input.own, None, Limit::None),
         }
     } else {
@@ -127,6 +135,7 @@ mod tests {
             max_skew: SKEW,
             floor,
             pace: None,
+            evidence: 0,
         })
     }
 
@@ -182,8 +191,8 @@ mod tests {
     }
 
     #[test]
-    fn a_single_voter_advances_at_most_at_its_pace() {
-        let pace = |own, pace| {
+    fn a_single_voter_advances_at_most_at_its_pace_or_its_signals() {
+        let single = |own, pace, evidence| {
             allowed(&Inputs {
                 own,
                 peers: &[],
@@ -191,16 +200,30 @@ mod tests {
                 max_skew: SKEW,
                 floor: 0,
                 pace,
+                evidence,
             })
         };
         // Restarted with its wall clock 2 h ahead of the last cluster time: 4 s later the pace
-        // allows 40 s, not 2 h.
-        let a = pace(T + 2 * H, Some(T + SINGLE_VOTER_CATCH_UP * 4_000));
-        assert_eq!(a.at, T + 40_000);
-        assert_eq!(a.limit, Limit::Pace);
-        let a = pace(T + 1_000, Some(T + 40_000));
+        // allows 4 s, not 2 h; producers' signals (true time) do not move it further.
+        let a = single(
+            T + 2 * H,
+            Some(T + SINGLE_VOTER_CATCH_UP * 4_000),
+            T + 3_000,
+        );
+        assert_eq!((a.at, a.limit), (T + 4_000, Limit::Pace));
+        // Restarted after a real downtime of 2 h: signals stamped now confirm its clock.
+        let a = single(T + 2 * H, Some(T + 4_000), T + 2 * H - 50);
+        assert_eq!((a.at, a.limit), (T + 2 * H, Limit::None));
+        // Signals 1 h old: cluster time may go that far, not to the clock.
+        let a = single(T + 2 * H, Some(T + 4_000), T + H);
+        assert_eq!((a.at, a.limit), (T + H, Limit::Pace));
+        // Within the skew of its pace, its clock is used (NTP slews, ms rounding).
+        let a = single(T + 4_000 + SKEW, Some(T + 4_000), 0);
+        assert_eq!((a.at, a.limit), (T + 4_000 + SKEW, Limit::None));
+        // Never beyond its own clock, whatever the signals say.
+        let a = single(T + 1_000, Some(T + 4_000), T + 2 * H);
         assert_eq!((a.at, a.limit), (T + 1_000, Limit::None));
-        assert_eq!(pace(T + 2 * H, None).at, T + 2 * H, "a fresh cluster");
+        assert_eq!(single(T + 2 * H, None, 0).at, T + 2 * H, "a fresh cluster");
     }
 
     #[test]

@@ -155,18 +155,14 @@ impl Node {
         self.last_stamp.fetch_max(at, Ordering::SeqCst).max(at)
     }
 
-    /// The time this node may propose now if it leads: its wall clock within
-    /// `max_clock_skew_ms` of the voters' median (see `clock::allowed`). Never below an
-    /// earlier stamp; does not record a stamp.
+    /// The time this node may propose now if it leads: the median of the voters' clocks, or
+    /// for a single voter its clock within its pace (see `clock::allowed`). Never below an
+    /// earlier stamp or the applied cluster time; does not record a stamp.
     pub fn bounded_now(&self) -> Millis {
         let cluster_time = self.state.read().state.cluster_time;
+        let floor = self.last_stamp.load(Ordering::SeqCst).max(cluster_time);
         self.time
-            .allowed(
-                self.id,
-                &self.voters(),
-                self.last_stamp.load(Ordering::SeqCst),
-                cluster_time,
-            )
+            .allowed(self.id, &self.voters(), floor, cluster_time)
             .at
     }
 
@@ -268,6 +264,9 @@ impl Node {
         else {
             return self.write_here(command).await;
         };
+        if let Some(newest) = signals.iter().map(|s| s.at).max() {
+            self.time.saw_signals(newest);
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let batch = crate::state::IngestBatch {
             idempotency_key,

@@ -8,6 +8,7 @@
 //! proposes anything and never touches the replicated state.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,12 @@ pub const POLL: Duration = Duration::from_millis(500);
 pub const READING_TTL: Duration = Duration::from_secs(10);
 /// A reading whose round trip took longer than this is discarded (too imprecise).
 pub const MAX_RTT: Duration = Duration::from_secs(1);
+/// A leader without a majority of readings for this long warns (the first poll after an
+/// election takes one round trip).
+const NO_QUORUM_GRACE: Duration = Duration::from_secs(2);
+/// How often a single voter's pace anchor follows its clock while the clock agrees with it
+/// (so a slowly drifting wall clock is not mistaken for a jump).
+const REBASE: Duration = Duration::from_secs(60);
 /// Warnings about the same clock condition repeat at most this often.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -62,13 +69,17 @@ struct Reading {
 #[derive(Debug, Default)]
 struct Inner {
     readings: BTreeMap<NodeId, Reading>,
-    /// The last allowed time and when it was computed: the single-voter pace bound grows from
-    /// it by `SINGLE_VOTER_CATCH_UP` × the monotonic time since.
+    /// A cluster time and the monotonic instant it was had: the single-voter pace bound grows
+    /// from it by `SINGLE_VOTER_CATCH_UP` × the monotonic time since. Set at the first call
+    /// with an applied cluster time; moved when signals lift time beyond it, or (at most every
+    /// `REBASE`) to the wall clock while that is within the skew of it.
     pace_from: Option<(Instant, Millis)>,
     last_limit: Option<Limit>,
     last_median: Option<Millis>,
     warned_at: Option<Instant>,
     leader_warned_at: Option<Instant>,
+    /// Since when a majority of readings is missing (a new leader has none for one poll).
+    no_quorum_since: Option<Instant>,
 }
 
 /// A node's clock and what it knows of its peers' clocks.
@@ -76,6 +87,8 @@ pub struct TimeKeeper {
     clock: Arc<dyn WallClock>,
     max_skew: Millis,
     inner: Mutex<Inner>,
+    /// The newest signal time this node received to propose (a single voter's evidence).
+    evidence: AtomicI64,
 }
 
 impl std::fmt::Debug for TimeKeeper {
@@ -92,6 +105,7 @@ impl TimeKeeper {
             clock,
             max_skew,
             inner: Mutex::default(),
+            evidence: AtomicI64::new(0),
         }
     }
 
@@ -108,6 +122,11 @@ impl TimeKeeper {
 
     pub fn max_skew(&self) -> Millis {
         self.max_skew
+    }
+
+    /// Notes the newest time of a batch of signals this node is about to propose.
+    pub fn saw_signals(&self, newest: Millis) {
+        self.evidence.fetch_max(newest, Ordering::SeqCst);
     }
 
     /// Records `id`'s clock, read by a call sent at `sent` and answered at `received`; the
@@ -152,14 +171,12 @@ impl TimeKeeper {
                 None => own,
             })
             .collect();
-        let pace = match inner.pace_from {
-            Some((at, time)) => {
-                Some(time.saturating_add(clock::SINGLE_VOTER_CATCH_UP * elapsed_ms(at, now)))
-            }
-            // A fresh cluster (nothing applied yet) has nothing to pace from.
-            None if cluster_time > 0 => Some(cluster_time),
-            None => None,
-        };
+        if inner.pace_from.is_none() && cluster_time > 0 {
+            inner.pace_from = Some((now, cluster_time));
+        }
+        let pace = inner.pace_from.map(|(at, time)| {
+            time.saturating_add(clock::SINGLE_VOTER_CATCH_UP * elapsed_ms(at, now))
+        });
         let allowed = clock::allowed(&Inputs {
             own,
             peers: &peers,
@@ -167,9 +184,15 @@ impl TimeKeeper {
             max_skew: self.max_skew,
             floor,
             pace,
+            evidence: self.evidence.load(Ordering::SeqCst),
         });
-        if allowed.at > 0 {
-            inner.pace_from = Some((now, allowed.at.max(cluster_time)));
+        if let (Some((since, _)), Some(pace)) = (inner.pace_from, pace) {
+            let lifted = allowed.at > pace.saturating_add(self.max_skew);
+            let agreeing =
+                allowed.limit == Limit::None && now.saturating_duration_since(since) >= REBASE;
+            if lifted || agreeing {
+                inner.pace_from = Some((now, allowed.at));
+            }
         }
         inner.last_median = allowed.median;
         self.warn_if_limited(&mut inner, own, &allowed, now);
@@ -177,6 +200,14 @@ impl TimeKeeper {
     }
 
     fn warn_if_limited(&self, inner: &mut Inner, own: Millis, allowed: &Allowed, now: Instant) {
+        if allowed.limit == Limit::NoQuorum {
+            let since = *inner.no_quorum_since.get_or_insert(now);
+            if now.saturating_duration_since(since) < NO_QUORUM_GRACE {
+                return;
+            }
+        } else {
+            inner.no_quorum_since = None;
+        }
         let changed = inner.last_limit != Some(allowed.limit);
         inner.last_limit = Some(allowed.limit);
         if allowed.limit == Limit::None {
@@ -197,7 +228,7 @@ impl TimeKeeper {
             Limit::LeaderAhead => "this leader's clock is ahead of the voters' median by more than max_clock_skew_ms; cluster time follows the median, not this clock",
             Limit::LeaderBehind => "this leader's clock is behind the voters' median by more than max_clock_skew_ms; cluster time follows the median, not this clock",
             Limit::NoQuorum => "no clock readings from a majority of the voters: cluster time holds",
-            Limit::Pace => "this single voter's clock ran ahead of its pace bound (a jump, or a restart after a downtime): cluster time catches up at most 10x real time",
+            Limit::Pace => "this single voter's clock is ahead of real time since its last cluster time and of every signal received (a jump, or a restart after a downtime): cluster time advances at real pace until signals confirm the clock",
             Limit::None => "",
         };
         tracing::warn!(
@@ -221,7 +252,8 @@ impl TimeKeeper {
     pub fn observe_leader(&self, leader: NodeId, leader_time: Millis) -> Millis {
         let own = self.wall();
         let off = leader_time - own;
-        if off.abs() > self.max_skew {
+        // 0: a leader that has not proposed any time yet.
+        if leader_time > 0 && off.abs() > self.max_skew {
             let now = Instant::now();
             let mut inner = self.inner();
             let due = inner
