@@ -120,6 +120,21 @@ async fn gate_keeps_working(cluster: &Cluster) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(accepted > 0);
+    // The first batch's idempotency key is still remembered (its expiry is by cluster time).
+    let again = pb::IngestRequest {
+        idempotency_key: "k0".into(),
+        signals: vec![rate(
+            "fast",
+            "error_rate",
+            "mobile",
+            true,
+            common::now_ms(),
+            1,
+            100,
+        )],
+    };
+    let again = signals.ingest(again).await.expect("ingest").into_inner();
+    assert!(again.duplicate, "the first key expired: {again:?}");
     // Signals sent in the last ~100ms of a window's grace may be late; none may be refused
     // as from the future, and nearly all are accepted.
     assert!(
@@ -143,6 +158,14 @@ async fn a_leader_two_hours_fast_does_not_move_cluster_time_ahead() {
     let leader = status.nodes.iter().find(|n| n.id == 1).expect("node 1");
     let skew = leader.clock_skew_ms.expect("leader's skew");
     assert!((skew - 2 * HOUR).abs() < 1_000, "{skew}");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_leader_a_day_fast_expires_no_idempotency_key() {
+    // More than the 24 h a key is remembered.
+    let cluster = skewed_cluster([25 * HOUR, 0, 0]).await;
+    gate_keeps_working(&cluster).await;
     cluster.stop().await;
 }
 

@@ -92,14 +92,12 @@ pub fn check(record: &Record, logs: &BTreeMap<String, Vec<DecisionRecord>>) -> V
             }
         }
     }
-    if refused.len() > 2.max(prompt / 100) {
+    let count = refused.len();
+    if count > 2.max(prompt / 100) {
         refused.dedup();
         out.push(Violation::new(
             Invariant::Clock,
-            format!(
-                "{} of {prompt} on-time signals refused (a blind gate)",
-                refused.len()
-            ),
+            format!("{count} of {prompt} on-time signals refused (a blind gate)"),
             refused,
         ));
     }
