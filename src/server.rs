@@ -21,13 +21,21 @@ pub struct RunningNode {
 
 /// Binds `config.listen` (port 0 picks a free port, which then becomes the advertised
 /// address), starts the node and serves it.
-pub async fn start(mut config: NodeConfig) -> anyhow::Result<RunningNode> {
+pub async fn start(config: NodeConfig) -> anyhow::Result<RunningNode> {
+    start_with_clock(config, Arc::new(crate::node::timekeeper::SystemClock)).await
+}
+
+/// `start`, with the node reading wall-clock time from `clock` (tests: a skewed node).
+pub async fn start_with_clock(
+    mut config: NodeConfig,
+    clock: Arc<dyn crate::node::timekeeper::WallClock>,
+) -> anyhow::Result<RunningNode> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     if config.listen.port() == 0 {
         config.listen = addr;
     }
-    let node = Node::start(config).await?;
+    let node = Node::start_with_clock(config, clock).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = node.clone();
     let task = tokio::spawn(async move {

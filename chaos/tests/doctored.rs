@@ -267,3 +267,58 @@ fn histories_round_trip_through_json_lines() {
     let nodes = to_lines(&r.nodes).unwrap();
     assert_eq!(parse_nodes(&nodes).unwrap(), r.nodes);
 }
+
+#[test]
+fn a_decision_stamped_hours_ahead_is_caught() {
+    let mut r = clean();
+    for node in &mut r.nodes {
+        for g in node.gates.values_mut() {
+            if let Some(d) = g.decisions.last_mut() {
+                d.at_ms += 2 * 3_600_000;
+            }
+        }
+    }
+    let report = run(&r);
+    assert!(!report.holds(Invariant::Clock), "{report:#?}");
+    assert!(report
+        .violations
+        .iter()
+        .any(|v| v.invariant == Invariant::Clock && v.message.contains("after the history ended")));
+}
+
+#[test]
+fn on_time_signals_refused_are_a_blind_gate() {
+    let mut r = clean();
+    for (i, at) in [2_100i64, 2_200, 2_300].into_iter().enumerate() {
+        let id = 100 + i as u64;
+        let mut call = ingest(&format!("late{i}"), at, 5, true);
+        if let Call::Ingest {
+            output: Some(out), ..
+        } = &mut call
+        {
+            out.accepted = 0;
+            out.rejected = vec![0, 1];
+        }
+        r.ops.push(op(
+            id,
+            1,
+            at * 1000 + 50_000,
+            at * 1000 + 60_000,
+            Outcome::Ok,
+            call,
+        ));
+    }
+    let report = run(&r);
+    let clock: Vec<_> = report
+        .violations
+        .iter()
+        .filter(|v| v.invariant == Invariant::Clock)
+        .collect();
+    assert_eq!(clock.len(), 1, "{report:#?}");
+    assert!(
+        clock[0].message.starts_with("6 of "),
+        "{}",
+        clock[0].message
+    );
+    assert_eq!(clock[0].ops, vec![100, 101, 102]);
+}

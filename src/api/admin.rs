@@ -30,10 +30,16 @@ fn view(v: ClusterView) -> pb::ClusterStatus {
                 applied_index: n.applied_index,
                 matched_index: n.matched_index,
                 lag: n.lag,
+                clock_offset_ms: n.clock_offset_ms,
+                clock_skew_ms: n.clock_skew_ms,
             })
             .collect(),
         joint: v.joint,
         answered_by: v.answered_by,
+        cluster_time_ms: v.cluster_time_ms,
+        clock_skew: v.clock_skew,
+        time_limit: v.time_limit,
+        max_clock_skew_ms: v.max_clock_skew_ms,
     }
 }
 

@@ -584,7 +584,8 @@ pub async fn override_gate(target: &Target, out: Output, args: OverrideArgs) -> 
 fn status_out(out: Output, s: &pb::ClusterStatus) {
     let json = serde_json::json!({
         "leader": s.leader_id, "term": s.term, "voters": s.voters, "learners": s.learners, "joint": s.joint,
-        "nodes": s.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "role": n.role, "reachable": n.reachable, "term": n.term, "last_log_index": n.last_log_index, "applied_index": n.applied_index, "matched_index": n.matched_index, "lag": n.lag})).collect::<Vec<_>>(),
+        "nodes": s.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "role": n.role, "reachable": n.reachable, "term": n.term, "last_log_index": n.last_log_index, "applied_index": n.applied_index, "matched_index": n.matched_index, "lag": n.lag, "clock_offset_ms": n.clock_offset_ms, "clock_skew_ms": n.clock_skew_ms})).collect::<Vec<_>>(),
+        "cluster_time_ms": s.cluster_time_ms, "clock_skew": s.clock_skew, "time_limit": s.time_limit, "max_clock_skew_ms": s.max_clock_skew_ms,
     });
     if !out.json {
         let leader = s.leader_id.map_or("none".to_owned(), |l| l.to_string());
@@ -599,6 +600,17 @@ fn status_out(out: Output, s: &pb::ClusterStatus) {
                 ""
             }
         );
+        if s.clock_skew {
+            let why = if s.time_limit.is_empty() {
+                "a member's clock is off".to_owned()
+            } else {
+                format!("leader bounds cluster time: {}", s.time_limit)
+            };
+            outln!(
+                "CLOCK SKEW: {why} (max_clock_skew_ms {}; see the CLOCK column)",
+                s.max_clock_skew_ms
+            );
+        }
     }
     let rows = s
         .nodes
@@ -618,6 +630,7 @@ fn status_out(out: Output, s: &pb::ClusterStatus) {
                 n.applied_index.to_string(),
                 n.matched_index.map(|m| m.to_string()).unwrap_or_default(),
                 n.lag.map(|l| l.to_string()).unwrap_or_default(),
+                n.clock_skew_ms.map(clock_cell).unwrap_or_default(),
             ]
         })
         .collect();
@@ -633,9 +646,17 @@ fn status_out(out: Output, s: &pb::ClusterStatus) {
             "APPLIED",
             "MATCHED",
             "LAG",
+            "CLOCK",
         ],
         rows,
     );
+}
+
+/// A member's clock against the members' median: `+7200.0s`, `-0.0s`.
+fn clock_cell(skew_ms: i64) -> String {
+    #[allow(clippy::cast_precision_loss)]
+    let seconds = skew_ms as f64 / 1000.0;
+    format!("{seconds:+.1}s")
 }
 
 pub async fn cluster(target: &Target, out: Output, cmd: ClusterCmd) -> anyhow::Result<()> {

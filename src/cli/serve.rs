@@ -29,6 +29,10 @@ pub struct ServeArgs {
     /// Access file: cluster token and client tokens with roles (default: no access control).
     #[arg(long, value_parser = super::existing_file)]
     pub access: Option<PathBuf>,
+    /// How far the cluster time this node proposes as leader may be from the median of the
+    /// voters' clocks, in ms (config key max_clock_skew_ms; default 5000).
+    #[arg(long)]
+    pub max_clock_skew_ms: Option<u64>,
 }
 
 /// Builds the configuration: file first, then flags; validated.
@@ -63,6 +67,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
     }
     if args.advertise.is_some() {
         config.advertise.clone_from(&args.advertise);
+    }
+    if let Some(skew) = args.max_clock_skew_ms {
+        config.max_clock_skew_ms = skew;
     }
     config.validate()?;
     Ok(config)

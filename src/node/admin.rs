@@ -36,6 +36,12 @@ pub struct NodeView {
     /// The leader's last log index minus `matched_index`, when the answering node leads.
     #[serde(default)]
     pub lag: Option<u64>,
+    /// This node's wall clock minus the answering node's, measured by the status call.
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// This node's wall clock minus the median of the reachable members' clocks.
+    #[serde(default)]
+    pub clock_skew_ms: Option<i64>,
 }
 
 /// The cluster as one node sees it, with every member asked for its own indexes.
@@ -48,6 +54,17 @@ pub struct ClusterView {
     pub joint: bool,
     pub nodes: Vec<NodeView>,
     pub answered_by: NodeId,
+    /// The leader's applied cluster time, when it answered.
+    #[serde(default)]
+    pub cluster_time_ms: Option<i64>,
+    /// The leader bounds cluster time, or a member's clock is more than the skew off.
+    #[serde(default)]
+    pub clock_skew: bool,
+    /// Why the leader bounds cluster time (`clock::Limit::as_str`), or empty.
+    #[serde(default)]
+    pub time_limit: String,
+    #[serde(default)]
+    pub max_clock_skew_ms: i64,
 }
 
 impl Node {
@@ -208,6 +225,8 @@ impl Node {
         let mut nodes = Vec::new();
         // The leader's view of replication, when another node leads (from its status reply).
         let mut leader_view: Option<(u64, BTreeMap<NodeId, u64>)> = None;
+        let mut cluster_time = None;
+        let mut time_limit = String::new();
         for (id, node) in membership.nodes() {
             let role = if m.current_leader == Some(*id) {
                 "leader"
@@ -226,12 +245,23 @@ impl Node {
                 applied_index: 0,
                 matched_index: matched.get(id).and_then(|l| l.map(|l| l.index)),
                 lag: self.lag(*id),
+                clock_offset_ms: None,
+                clock_skew_ms: None,
             };
             if let Ok(mut client) = self.peers.client(*id, &node.addr) {
                 let mut request = tonic::Request::new(Empty {});
                 request.set_timeout(Duration::from_millis(500));
+                let before = self.time.wall();
                 if let Ok(reply) = client.node_status(request).await {
+                    let after = self.time.wall();
                     let r = reply.into_inner();
+                    if r.wall_ms > 0 {
+                        view.clock_offset_ms = Some(r.wall_ms - before / 2 - after / 2);
+                    }
+                    if m.current_leader == Some(*id) {
+                        cluster_time = Some(r.cluster_time_ms);
+                        time_limit.clone_from(&r.time_limit);
+                    }
                     view.reachable = true;
                     view.term = r.term;
                     view.last_log_index = r.last_log_index;
@@ -253,7 +283,20 @@ impl Node {
                 }
             }
         }
+        let max_skew = self.time.max_skew();
+        let mut offsets: Vec<i64> = nodes.iter().filter_map(|n| n.clock_offset_ms).collect();
+        offsets.sort_unstable();
+        let median = offsets.get(offsets.len().saturating_sub(1) / 2).copied();
+        let mut skewed = !time_limit.is_empty();
+        for view in &mut nodes {
+            view.clock_skew_ms = view.clock_offset_ms.zip(median).map(|(o, m)| o - m);
+            skewed |= view.clock_skew_ms.is_some_and(|s| s.abs() > max_skew);
+        }
         ClusterView {
+            cluster_time_ms: cluster_time,
+            clock_skew: skewed,
+            time_limit,
+            max_clock_skew_ms: max_skew,
             leader: m.current_leader,
             term: m.current_term,
             voters,

@@ -59,6 +59,11 @@ pub struct NodeConfig {
     /// Calls per caller (token, or client IP without access control). None: no limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
+    /// How far the cluster time a leader proposes may be from the median of the voters'
+    /// clocks (see "Cluster time" in docs/design.md). Default 5 s: far above what NTP keeps
+    /// (milliseconds) and a VM pause, far below what blinds a gate (a window and its grace).
+    #[serde(default = "default_max_clock_skew_ms")]
+    pub max_clock_skew_ms: u64,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -84,6 +89,9 @@ fn default_promote_timeout_ms() -> u64 {
 }
 fn default_promote_max_lag() -> u64 {
     8
+}
+fn default_max_clock_skew_ms() -> u64 {
+    5_000
 }
 fn default_max_batch() -> usize {
     5000
@@ -117,6 +125,7 @@ impl NodeConfig {
             access: None,
             tls: None,
             rate_limit: None,
+            max_clock_skew_ms: default_max_clock_skew_ms(),
         }
     }
 
@@ -180,6 +189,12 @@ impl NodeConfig {
         }
         if let Some(Err((field, reason))) = self.rate_limit.map(|l| l.check()) {
             return fail(field, reason);
+        }
+        if self.max_clock_skew_ms == 0 || self.max_clock_skew_ms > 3_600_000 {
+            return fail(
+                "max_clock_skew_ms",
+                "must be between 1 and 3600000 (one hour)",
+            );
         }
         if self.data.as_os_str().is_empty() {
             return fail("data", "must name a directory");

@@ -3,7 +3,8 @@
 //! Runs on every node but acts only on the leader, and only after a read barrier
 //! (`ensure_linearizable`), i.e. once the leader has applied everything committed before its
 //! term. Windows close by *cluster time* (carried in the log), never by this node's clock: when
-//! the wall clock has passed a window's end + grace but no entry carried that time yet, the
+//! the bounded time (the leader's clock within `max_clock_skew_ms` of the voters' median, see
+//! `super::clock`) has passed a window's end + grace but no entry carried that time yet, the
 //! evaluator proposes a `Tick`, and judges the window once the tick is applied. So a signal
 //! applied after the judgement was computed is always refused as late, and the decision, the
 //! backtest and every node agree on what the window held.
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{wall_clock_ms, Node};
+use super::Node;
 use crate::engine::{evaluate, EvaluationInput};
 use crate::ids::{CohortName, GateKey};
 use crate::state::{Command, Response, State};
@@ -43,7 +44,7 @@ pub async fn run(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
             None
         };
         let until_close =
-            next_close.map(|at| u64::try_from(at - wall_clock_ms()).unwrap_or(0).max(5));
+            next_close.map(|at| u64::try_from(at - node.bounded_now()).unwrap_or(0).max(5));
         let wait = until_close.map_or(every, |ms| every.min(Duration::from_millis(ms)));
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -85,9 +86,10 @@ pub async fn run(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
 /// Judges every closed window, one decision per gate at a time, until none is left.
 async fn evaluate_round(node: &Node, term: u64) -> Result<(), super::NodeError> {
     loop {
+        let bounded = node.bounded_now();
         let (jobs, needs_tick) = {
             let applied = node.state.read();
-            plan(&applied.state, wall_clock_ms(), node.id, term)
+            plan(&applied.state, bounded, node.id, term)
         };
         if jobs.is_empty() {
             if needs_tick {
@@ -129,7 +131,7 @@ fn next_close(state: &State) -> Option<i64> {
 }
 
 /// The next closed window of each gate (one per gate: a decision moves the gate's version),
-/// and whether a tick is needed to close windows the wall clock has passed.
+/// and whether a tick is needed to close windows the bounded time has passed.
 fn plan(state: &State, wall: i64, leader: u64, term: u64) -> (Vec<Job>, bool) {
     let now = state.cluster_time;
     let mut jobs = Vec::new();

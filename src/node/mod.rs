@@ -6,6 +6,7 @@
 //! `crate::state`) and never speaks the public protobuf API (that is `crate::api`).
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 mod early_kill;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod evaluator;
 mod group_commit;
 mod guard;
 pub mod peer_service;
+pub mod timekeeper;
 mod watchdog;
 
 use std::collections::BTreeMap;
@@ -59,6 +61,8 @@ pub struct Node {
     pub access: Access,
     /// This node's TLS material, when it serves mutual TLS.
     pub tls: Option<Tls>,
+    /// This node's clock, its peers' clock readings and the bound on proposed time.
+    pub time: timekeeper::TimeKeeper,
     /// A second handle on the Raft log, read by the read barrier (see `log_floor`).
     log: LogStore,
     last_stamp: AtomicI64,
@@ -79,6 +83,14 @@ pub fn wall_clock_ms() -> Millis {
 impl Node {
     /// Opens the storage under `config.data`, starts Raft and the evaluator.
     pub async fn start(config: NodeConfig) -> anyhow::Result<Arc<Node>> {
+        Self::start_with_clock(config, Arc::new(timekeeper::SystemClock)).await
+    }
+
+    /// `start`, reading wall-clock time from `clock` (tests give nodes skewed clocks).
+    pub async fn start_with_clock(
+        config: NodeConfig,
+        clock: Arc<dyn timekeeper::WallClock>,
+    ) -> anyhow::Result<Arc<Node>> {
         config.validate()?;
         let raft_config = Arc::new(config.raft_config()?);
         let access = match &config.access {
@@ -95,6 +107,7 @@ impl Node {
         let raft = Raft::new(config.id, raft_config, network, log.clone(), sm).await?;
         let (ingest_queue, ingest_rx) = tokio::sync::mpsc::channel(4096);
         let (fatal_tx, fatal) = watch::channel(None);
+        let max_skew = i64::try_from(config.max_clock_skew_ms).unwrap_or(i64::MAX);
         let node = Arc::new(Node {
             id: config.id,
             config,
@@ -103,6 +116,7 @@ impl Node {
             peers,
             access,
             tls,
+            time: timekeeper::TimeKeeper::new(clock, max_skew),
             log,
             last_stamp: AtomicI64::new(0),
             shutdown: watch::channel(false).0,
@@ -111,6 +125,7 @@ impl Node {
         });
         tokio::spawn(watchdog::run(node.clone(), fatal_tx));
         tokio::spawn(evaluator::run(node.clone(), node.shutdown.subscribe()));
+        tokio::spawn(timekeeper::run(node.clone(), node.shutdown.subscribe()));
         tokio::spawn(group_commit::run(node.clone(), ingest_rx));
         Ok(node)
     }
@@ -134,10 +149,33 @@ impl Node {
         self.fatal.clone()
     }
 
-    /// The proposal time of a new entry: the wall clock, never below an earlier stamp.
+    /// The proposal time of a new entry: the bounded time (`bounded_now`), never below an
+    /// earlier stamp.
     fn stamp(&self) -> Millis {
-        let wall = wall_clock_ms();
-        self.last_stamp.fetch_max(wall, Ordering::SeqCst).max(wall)
+        let at = self.bounded_now();
+        self.last_stamp.fetch_max(at, Ordering::SeqCst).max(at)
+    }
+
+    /// The time this node may propose now if it leads: the median of the voters' clocks, or
+    /// for a single voter its clock within its pace (see `clock::allowed`). Never below an
+    /// earlier stamp or the applied cluster time; does not record a stamp.
+    pub fn bounded_now(&self) -> Millis {
+        let cluster_time = self.state.read().state.cluster_time;
+        let floor = self.last_stamp.load(Ordering::SeqCst).max(cluster_time);
+        self.time
+            .allowed(self.id, &self.voters(), floor, cluster_time)
+            .at
+    }
+
+    /// The voters of the current membership (the joint config's union during a change).
+    pub fn voters(&self) -> Vec<NodeId> {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
     }
 
     /// The leader as this node knows it: id and address.
@@ -227,6 +265,9 @@ impl Node {
         else {
             return self.write_here(command).await;
         };
+        if let Some(newest) = signals.iter().map(|s| s.at).max() {
+            self.time.saw_signals(newest);
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let batch = crate::state::IngestBatch {
             idempotency_key,

@@ -7,7 +7,9 @@ use tonic::{Request, Response, Status};
 use super::admin::AdminCommand;
 use super::{Node, NodeError};
 use crate::proto::internal::raft_internal_server::RaftInternal;
-use crate::proto::internal::{Blob, Empty, NodeStatusReply, ReadIndexReply};
+use crate::proto::internal::{
+    Blob, ClockReply, ClockRequest, Empty, NodeStatusReply, ReadIndexReply,
+};
 use crate::state::Command;
 use crate::store::codec::{decode, encode_wire};
 
@@ -64,7 +66,20 @@ impl RaftInternal for PeerService {
         _request: Request<Empty>,
     ) -> Result<Response<NodeStatusReply>, Status> {
         let m = self.node.raft.metrics().borrow().clone();
+        let leads = m.current_leader == Some(self.node.id);
+        let (limit, median) = if leads {
+            self.node.time.last()
+        } else {
+            (None, None)
+        };
         Ok(Response::new(NodeStatusReply {
+            wall_ms: self.node.time.wall(),
+            cluster_time_ms: self.node.state.read().state.cluster_time,
+            time_limit: limit
+                .map(super::clock::Limit::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            quorum_clock_ms: median,
             id: self.node.id,
             addr: self.node.config.advertised(),
             term: m.current_term,
@@ -79,6 +94,12 @@ impl RaftInternal for PeerService {
                 .filter_map(|(id, l)| Some((*id, l.as_ref()?.index)))
                 .collect(),
         }))
+    }
+
+    async fn clock(&self, request: Request<ClockRequest>) -> Result<Response<ClockReply>, Status> {
+        let r = request.into_inner();
+        let wall_ms = self.node.time.observe_leader(r.leader_id, r.leader_time_ms);
+        Ok(Response::new(ClockReply { wall_ms }))
     }
 
     async fn forward_admin(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {

@@ -13,10 +13,12 @@
 //! - [`one_decision`]: at most one decision per gate, cohort and window, none from a deposed
 //!   leader after its successor decided;
 //! - [`convergence`]: after healing, every node holds the same state;
-//! - [`watch`]: each watcher saw every decision, in order, exactly once.
+//! - [`watch`]: each watcher saw every decision, in order, exactly once;
+//! - [`clock`]: cluster time stays near the true clock and no gate is blinded.
 
 pub mod acked_not_lost;
 pub mod attribution;
+pub mod clock;
 pub mod convergence;
 pub mod counted_once;
 pub mod kill_switch;
@@ -44,10 +46,11 @@ pub enum Invariant {
     OneDecision,
     Convergence,
     Watch,
+    Clock,
 }
 
 impl Invariant {
-    pub const ALL: [Invariant; 8] = [
+    pub const ALL: [Invariant; 9] = [
         Invariant::AckedNotLost,
         Invariant::CountedOnce,
         Invariant::LogsAgree,
@@ -56,6 +59,7 @@ impl Invariant {
         Invariant::OneDecision,
         Invariant::Convergence,
         Invariant::Watch,
+        Invariant::Clock,
     ];
 
     /// A short column name.
@@ -69,6 +73,7 @@ impl Invariant {
             Invariant::OneDecision => "1/window",
             Invariant::Convergence => "converge",
             Invariant::Watch => "watch",
+            Invariant::Clock => "clock",
         }
     }
 }
@@ -84,6 +89,7 @@ impl fmt::Display for Invariant {
             Invariant::OneDecision => "one decision per gate, cohort, window",
             Invariant::Convergence => "nodes converge after healing",
             Invariant::Watch => "watch saw every decision in order exactly once",
+            Invariant::Clock => "cluster time near the true clock, no blind gate",
         };
         f.write_str(name)
     }
@@ -193,6 +199,7 @@ pub fn check(record: &Record, options: Options) -> Report {
     let (w, events) = watch::check(record, &logs);
     report.violations.extend(w);
     report.coverage.watch_events = events;
+    report.violations.extend(clock::check(record, &logs));
     report
 }
 

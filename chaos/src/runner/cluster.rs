@@ -44,7 +44,19 @@ pub trait Cluster: Send {
     fn wipe(&mut self, id: u64) -> anyhow::Result<()>;
     /// Stops everything and removes what the drill created.
     fn teardown(&mut self);
+    /// Whether `set_clock` works (libfaketime preloaded into every node).
+    fn can_skew_clocks(&self) -> bool {
+        false
+    }
+    /// Shifts a node's wall clock (a libfaketime spec: `+2h`, `-30m`, `+0`); the node sees it
+    /// within a second. Its monotonic clock is left alone, as an NTP step would.
+    fn set_clock(&mut self, _id: u64, _spec: &str) -> anyhow::Result<()> {
+        bail!("this target cannot skew clocks")
+    }
 }
+
+/// libfaketime's multithreaded build, as Debian's `faketime` package installs it.
+pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
 
 /// Runs a command, failing with its stderr.
 pub fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
@@ -73,6 +85,8 @@ pub struct Loopback {
     children: BTreeMap<u64, Child>,
     root: bool,
     secure: Option<Secure>,
+    /// Every node runs under libfaketime, its offset read from `clock-<id>` in `dir`.
+    faketime: bool,
 }
 
 /// The highest node id a loopback drill uses (a replaced node gets a new id); the secured
@@ -81,8 +95,14 @@ const MAX_ID: u64 = 100;
 
 impl Loopback {
     /// A cluster of nodes 1..=n with data under `dir` (wiped first); with mutual TLS and
-    /// access tokens when `secure`.
-    pub fn new(binary: PathBuf, dir: PathBuf, n: u64, secure: bool) -> anyhow::Result<Self> {
+    /// access tokens when `secure`; under libfaketime when `faketime` and it is installed.
+    pub fn new(
+        binary: PathBuf,
+        dir: PathBuf,
+        n: u64,
+        secure: bool,
+        faketime: bool,
+    ) -> anyhow::Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
         }
@@ -103,6 +123,7 @@ impl Loopback {
             children: BTreeMap::new(),
             root,
             secure,
+            faketime: faketime && Path::new(LIBFAKETIME).exists(),
         };
         if root {
             cluster.chain_up()?;
@@ -123,6 +144,10 @@ impl Loopback {
 
     fn data(&self, id: u64) -> PathBuf {
         self.dir.join(format!("node{id}"))
+    }
+
+    fn clock_file(&self, id: u64) -> PathBuf {
+        self.dir.join(format!("clock-{id}"))
     }
 
     fn chain_up(&self) -> anyhow::Result<()> {
@@ -204,6 +229,17 @@ impl Cluster for Loopback {
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
+        if self.faketime {
+            let clock = self.clock_file(id);
+            if !clock.exists() {
+                std::fs::write(&clock, "+0\n")?;
+            }
+            command
+                .env("LD_PRELOAD", LIBFAKETIME)
+                .env("FAKETIME_TIMESTAMP_FILE", &clock)
+                .env("FAKETIME_CACHE_DURATION", "1")
+                .env("DONT_FAKE_MONOTONIC", "1");
+        }
         if self.root {
             chown_tree(&data, Self::uid(id))?;
             command.uid(Self::uid(id)).gid(Self::uid(id));
@@ -273,6 +309,22 @@ impl Cluster for Loopback {
         }
         self.ids.retain(|i| *i != id);
         std::fs::remove_dir_all(self.data(id))?;
+        Ok(())
+    }
+
+    fn can_skew_clocks(&self) -> bool {
+        self.faketime
+    }
+
+    fn set_clock(&mut self, id: u64, spec: &str) -> anyhow::Result<()> {
+        if !self.faketime {
+            bail!("libfaketime is not installed ({LIBFAKETIME})");
+        }
+        // Written whole, then renamed: libfaketime never reads half a spec.
+        let clock = self.clock_file(id);
+        let tmp = clock.with_extension("tmp");
+        std::fs::write(&tmp, format!("{spec}\n"))?;
+        std::fs::rename(&tmp, &clock)?;
         Ok(())
     }
 

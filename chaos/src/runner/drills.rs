@@ -38,12 +38,15 @@ pub enum Drill {
     GameDay,
     /// A breaching batch, then the leader killed.
     GameDayKillLeader,
+    /// The leader's wall clock 2 h fast, then the (next) leader's 30 min slow and a follower's
+    /// jumping 2 h ahead, then every clock back (libfaketime, loopback only).
+    ClockSkew,
     /// Long mode: a random schedule of the faults above, from a seed.
     Random,
 }
 
 impl Drill {
-    pub const QUICK: [Drill; 11] = [
+    pub const QUICK: [Drill; 12] = [
         Drill::KillLeader,
         Drill::KillFollower,
         Drill::PauseLeader,
@@ -55,6 +58,7 @@ impl Drill {
         Drill::ReplaceNode,
         Drill::GameDay,
         Drill::GameDayKillLeader,
+        Drill::ClockSkew,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +74,7 @@ impl Drill {
             Drill::ReplaceNode => "replace-node",
             Drill::GameDay => "gameday",
             Drill::GameDayKillLeader => "gameday-kill-leader",
+            Drill::ClockSkew => "clock-skew",
             Drill::Random => "random",
         }
     }
@@ -188,6 +193,15 @@ pub async fn run(
             leader_samples: Vec::new(),
             breach_ack: None,
             skipped: Some("partitions need root on loopback".into()),
+        });
+    }
+    if drill == Drill::ClockSkew && !cluster.can_skew_clocks() {
+        return Ok(Outcome {
+            record: Record::default(),
+            faults: 0,
+            leader_samples: Vec::new(),
+            breach_ack: None,
+            skipped: Some("clock skew needs libfaketime (package faketime) on loopback".into()),
         });
     }
     let security = cluster.client_security()?;

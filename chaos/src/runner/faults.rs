@@ -220,6 +220,23 @@ pub(super) async fn inject(
             Ok(1)
         }
         Drill::GameDay => Ok(0),
+        Drill::ClockSkew => {
+            // The leader 2 h fast: cluster time must not follow it.
+            let l = leader(pool).await?;
+            cluster.set_clock(l, "+2h")?;
+            tokio::time::sleep(hold).await;
+            // Then the leader 30 min slow and a follower jumping 2 h ahead mid-run: the
+            // median is still the third clock, and windows go on being judged.
+            let l = leader(pool).await?;
+            cluster.set_clock(l, "-30m")?;
+            let f = follower(cluster, l);
+            cluster.set_clock(f, "+2h")?;
+            tokio::time::sleep(hold).await;
+            for id in cluster.members().keys().copied().collect::<Vec<_>>() {
+                cluster.set_clock(id, "+0")?;
+            }
+            Ok(3)
+        }
         Drill::Random => {
             let choices = [
                 Drill::KillLeader,

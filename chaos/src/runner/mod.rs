@@ -163,9 +163,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 let dir = out.join(drill.name());
                 std::fs::create_dir_all(&dir)?;
                 let mut cluster: Box<dyn Cluster> = match target {
-                    Target::Loopback => {
-                        Box::new(Loopback::new(rampart.clone(), dir.join("data"), 3, secure)?)
-                    }
+                    Target::Loopback => Box::new(Loopback::new(
+                        rampart.clone(),
+                        dir.join("data"),
+                        3,
+                        secure,
+                        drill == Drill::ClockSkew,
+                    )?),
                     Target::Docker => Box::new(docker::Docker::new(&image, drill.name(), 3)?),
                 };
                 let began = std::time::Instant::now();
