@@ -24,7 +24,6 @@
 //! arithmetic; it never judges.
 
 use super::contract::{Contract, MetricSpec, TestKind};
-use super::judge::rules;
 
 /// Change-detection starts a cohort may open over its life (each costs a share of α).
 pub const GRID_STARTS: u32 = 24;
@@ -41,7 +40,7 @@ pub fn max_restarts(contract: &Contract) -> u32 {
 
 /// Whether a metric has rules that compare it with the baseline.
 pub fn has_comparison(spec: &MetricSpec) -> bool {
-    rules(spec)
+    spec.zone_rules()
         .iter()
         .flatten()
         .any(|r| r.relative.is_some() || r.absolute.is_some())
@@ -49,7 +48,7 @@ pub fn has_comparison(spec: &MetricSpec) -> bool {
 
 /// Whether a metric has ceilings or floors.
 pub fn has_level(spec: &MetricSpec) -> bool {
-    rules(spec)
+    spec.zone_rules()
         .iter()
         .flatten()
         .any(|r| r.above.is_some() || r.below.is_some())

@@ -251,6 +251,13 @@ pub struct MetricSpec {
     pub kill: Option<ZoneRule>,
 }
 
+impl MetricSpec {
+    /// The zone rules in order watch, stop, kill.
+    pub fn zone_rules(&self) -> [Option<&ZoneRule>; 3] {
+        [self.watch.as_ref(), self.stop.as_ref(), self.kill.as_ref()]
+    }
+}
+
 fn default_min_samples() -> u64 {
     100
 }

@@ -142,7 +142,7 @@ pub fn point(spec: &MetricSpec, agg: &ArmAggregate) -> Option<f64> {
 
 /// The zone rules in order watch, stop, kill.
 pub fn rules(spec: &MetricSpec) -> [Option<&ZoneRule>; 3] {
-    [spec.watch.as_ref(), spec.stop.as_ref(), spec.kill.as_ref()]
+    spec.zone_rules()
 }
 
 /// The baseline sample: an arm aggregate or a fixed value.

@@ -33,7 +33,7 @@ use super::evidence::{MetricEvidence, TopicEvidence, Zone};
 use super::judge::{self, MetricInput, MAX_SPAN};
 use super::reason;
 use super::reliability::srm_check;
-use super::spans::candidate_spans;
+use super::spans::{candidate_spans, EvidenceOrigin};
 use super::topics;
 use super::window::{CohortWindow, Window};
 use crate::ids::{CohortName, MetricName, Millis};
@@ -239,7 +239,11 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
 
     let history = &input.history[input.history.len().saturating_sub(MAX_SPAN)..];
     let budget = Budget::of(contract);
-    let spans = candidate_spans(contract, &next, input.window, &budget);
+    let origin = EvidenceOrigin {
+        evidence_since: next.evidence_since,
+        first_window: next.first_window,
+    };
+    let spans = candidate_spans(contract, origin, input.window, &budget);
     let restart_from = spans.first().map_or(input.window.start, |s| s.from);
     let srm = srm_check(
         contract,

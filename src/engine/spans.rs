@@ -23,7 +23,6 @@
 
 use super::budget::{Budget, GRID_STARTS};
 use super::contract::Contract;
-use super::policy::CohortState;
 use super::window::{CohortWindow, MetricWindow, Window};
 use crate::ids::{MetricName, Millis};
 
@@ -56,10 +55,17 @@ impl EvidenceSpan {
     }
 }
 
+/// Where a cohort's evidence begins: its latest restart and its first judged window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceOrigin {
+    pub evidence_since: Option<Millis>,
+    pub first_window: Option<Millis>,
+}
+
 /// The spans the cohort's tests are judged on for `window`, the restart span first.
 pub fn candidate_spans(
     contract: &Contract,
-    state: &CohortState,
+    state: EvidenceOrigin,
     window: Window,
     budget: &Budget,
 ) -> Vec<EvidenceSpan> {
