@@ -10,7 +10,23 @@
 //! name = "deploy-controller-eu"   # recorded with every override made with this token
 //! role = "operator"               # reader < ingester < operator < admin
 //! token = "another long random secret"
+//!
+//! [[tokens]]
+//! name = "dashboard"
+//! role = "reader"
+//! # the SHA-256 of the token instead of the token: `rampart token hash` (reads the token on
+//! # stdin), or `printf %s "$TOKEN" | sha256sum`, with `sha256:` before the 64 hex digits
+//! token = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 //! ```
+//!
+//! A token in clear and a hashed one work the same: the node hashes the presented token and
+//! compares it, in constant time, with every entry's hash. The cluster token stays in clear
+//! (nodes send it to each other). A hashed entry cannot be checked for length: hash tokens of
+//! at least 32 random characters (`rampart token new`).
+//!
+//! On SIGHUP `rampart serve` reads the access file again ([`Access::reload`]): the client
+//! tokens are replaced at once for new calls; a changed `cluster_token` is refused (the old
+//! rules stay) because every node must change it together, by restarting.
 //!
 //! Roles nest: a reader reads gates, contracts, decisions and cluster status and evaluates;
 //! an ingester also pushes signals; an operator also changes contracts and overrides gates;
@@ -25,7 +41,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -35,6 +51,9 @@ use tonic::{Request, Status};
 
 /// The shortest token accepted: 128 bits as hex.
 const MIN_TOKEN_LEN: usize = 32;
+
+/// How an access file marks a token given as its SHA-256 (64 hex digits follow).
+pub const HASH_PREFIX: &str = "sha256:";
 
 /// What a caller may do. Ordered: each role can do everything the ones below it can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
@@ -99,7 +118,7 @@ struct AccessFile {
     tokens: Vec<TokenEntry>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TokenEntry {
     name: String,
@@ -116,7 +135,45 @@ pub struct Access {
 #[derive(Debug)]
 struct Rules {
     cluster_token: String,
-    tokens: Vec<TokenEntry>,
+    /// Replaced whole on [`Access::reload`].
+    tokens: RwLock<Arc<Vec<Known>>>,
+}
+
+/// A client token as the node keeps it: its name, role and SHA-256.
+#[derive(Debug)]
+struct Known {
+    name: String,
+    role: Role,
+    digest: [u8; 32],
+}
+
+/// The SHA-256 of a token.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// `sha256:<hex>`: how a token is written hashed in an access file.
+pub fn hash_token(token: &str) -> String {
+    format!("{HASH_PREFIX}{}", hex::encode(token_digest(token)))
+}
+
+/// An access file's `token` value (in clear, or `sha256:<64 hex digits>`) as its SHA-256.
+fn entry_digest(token: &str) -> Result<[u8; 32], &'static str> {
+    match token.strip_prefix(HASH_PREFIX) {
+        Some(digits) => {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(digits, &mut out)
+                .map_err(|_| "a `sha256:` token must be followed by 64 hex digits")?;
+            Ok(out)
+        }
+        None => {
+            check_secret(token)?;
+            Ok(token_digest(token))
+        }
+    }
 }
 
 impl Access {
@@ -127,58 +184,45 @@ impl Access {
 
     /// Reads and validates an access file.
     pub fn load(path: &Path) -> Result<Self, AccessError> {
-        let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| AccessError::Read {
-            path: shown.clone(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|e| match e {
-            AccessError::Parse { message, .. } => AccessError::Parse {
-                path: shown,
-                message,
-            },
-            other => other,
-        })
+        let text = read_access(path)?;
+        Self::parse(&text).map_err(|e| at_path(e, path))
     }
 
     /// Parses and validates the text of an access file.
     pub fn parse(text: &str) -> Result<Self, AccessError> {
-        let file: AccessFile = toml::from_str(text).map_err(|e| AccessError::Parse {
-            path: "the access file".into(),
-            message: e.message().to_owned(),
-        })?;
-        let invalid = |field: String, reason: &str| AccessError::Invalid {
-            field,
-            reason: reason.to_owned(),
-        };
-        check_secret(&file.cluster_token).map_err(|r| invalid("cluster_token".into(), r))?;
-        let mut names = HashSet::new();
-        let mut secrets = HashSet::from([file.cluster_token.as_str()]);
-        for (i, entry) in file.tokens.iter().enumerate() {
-            let name = entry.name.trim();
-            if name.is_empty() || name.len() > 128 {
-                return Err(invalid(
-                    format!("tokens[{i}].name"),
-                    "must be 1 to 128 characters",
-                ));
-            }
-            if !names.insert(name) {
-                return Err(invalid(format!("tokens[{i}].name"), "is used twice"));
-            }
-            check_secret(&entry.token).map_err(|r| invalid(format!("tokens[{i}].token"), r))?;
-            if !secrets.insert(entry.token.as_str()) {
-                return Err(invalid(
-                    format!("tokens[{i}].token"),
-                    "is used twice (or equals cluster_token)",
-                ));
-            }
-        }
+        let (cluster_token, tokens) = parse_rules(text)?;
         Ok(Access {
             rules: Some(Arc::new(Rules {
-                cluster_token: file.cluster_token,
-                tokens: file.tokens,
+                cluster_token,
+                tokens: RwLock::new(Arc::new(tokens)),
             })),
         })
+    }
+
+    /// Reads the access file at `path` again and replaces the client tokens. Refused, with
+    /// nothing changed, when the file is unusable, when it changes `cluster_token`, or when
+    /// access control is off (turning it on takes a restart).
+    pub fn reload(&self, path: &Path) -> Result<(), AccessError> {
+        let Some(rules) = &self.rules else {
+            return Err(AccessError::Invalid {
+                field: "access".into(),
+                reason: "access control is off on this node; turning it on takes a restart".into(),
+            });
+        };
+        let text = read_access(path)?;
+        let (cluster_token, tokens) = parse_rules(&text).map_err(|e| at_path(e, path))?;
+        if !bool::from(
+            cluster_token
+                .as_bytes()
+                .ct_eq(rules.cluster_token.as_bytes()),
+        ) {
+            return Err(AccessError::Invalid {
+                field: "cluster_token".into(),
+                reason: "cannot change while the node runs: restart every node to rotate it".into(),
+            });
+        }
+        *rules.tokens.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tokens);
+        Ok(())
     }
 
     /// Whether tokens are required.
@@ -197,10 +241,16 @@ impl Access {
             return Ok(Caller::anonymous());
         };
         let token = bearer(metadata)?;
+        let presented = token_digest(token);
+        let tokens = rules
+            .tokens
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         // Every entry is compared, in constant time, so timing says nothing about the tokens.
         let mut found = None;
-        for entry in &rules.tokens {
-            if bool::from(entry.token.as_bytes().ct_eq(token.as_bytes())) {
+        for entry in tokens.iter() {
+            if bool::from(entry.digest.ct_eq(&presented)) {
                 found = Some(entry);
             }
         }
@@ -230,6 +280,71 @@ impl Access {
             Err(refused())
         }
     }
+}
+
+fn read_access(path: &Path) -> Result<String, AccessError> {
+    std::fs::read_to_string(path).map_err(|source| AccessError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn at_path(e: AccessError, path: &Path) -> AccessError {
+    match e {
+        AccessError::Parse { message, .. } => AccessError::Parse {
+            path: path.display().to_string(),
+            message,
+        },
+        other => other,
+    }
+}
+
+/// The cluster token and the client tokens of an access file's text, validated.
+fn parse_rules(text: &str) -> Result<(String, Vec<Known>), AccessError> {
+    let file: AccessFile = toml::from_str(text).map_err(|e| AccessError::Parse {
+        path: "the access file".into(),
+        message: e.message().to_owned(),
+    })?;
+    let invalid = |field: String, reason: &str| AccessError::Invalid {
+        field,
+        reason: reason.to_owned(),
+    };
+    if file.cluster_token.starts_with(HASH_PREFIX) {
+        return Err(invalid(
+            "cluster_token".into(),
+            "must be in clear: nodes send it to each other (only client tokens may be hashed)",
+        ));
+    }
+    check_secret(&file.cluster_token).map_err(|r| invalid("cluster_token".into(), r))?;
+    let mut names = HashSet::new();
+    let mut digests = HashSet::from([token_digest(&file.cluster_token)]);
+    let mut known = Vec::with_capacity(file.tokens.len());
+    for (i, entry) in file.tokens.into_iter().enumerate() {
+        let name = entry.name.trim();
+        if name.is_empty() || name.len() > 128 {
+            return Err(invalid(
+                format!("tokens[{i}].name"),
+                "must be 1 to 128 characters",
+            ));
+        }
+        if !names.insert(name.to_owned()) {
+            return Err(invalid(format!("tokens[{i}].name"), "is used twice"));
+        }
+        let digest =
+            entry_digest(&entry.token).map_err(|r| invalid(format!("tokens[{i}].token"), r))?;
+        if !digests.insert(digest) {
+            return Err(invalid(
+                format!("tokens[{i}].token"),
+                "is used twice (or equals cluster_token)",
+            ));
+        }
+        known.push(Known {
+            name: entry.name,
+            role: entry.role,
+            digest,
+        });
+    }
+    Ok((file.cluster_token, known))
 }
 
 fn check_secret(secret: &str) -> Result<(), &'static str> {
@@ -463,6 +578,96 @@ mod tests {
             RateLimit { burst: 0, ..limit }.check(),
             Err(("rate_limit.burst", "must be positive"))
         );
+    }
+
+    #[test]
+    fn a_hashed_token_works_like_the_token_in_clear() {
+        let hashed = hash_token(READER);
+        assert_eq!(
+            hashed,
+            format!("sha256:{}", hex::encode(token_digest(READER)))
+        );
+        assert_eq!(hashed.len(), "sha256:".len() + 64);
+        for token in [
+            READER.to_owned(),
+            hashed.clone(),
+            hashed.to_uppercase().replacen("SHA256", "sha256", 1),
+        ] {
+            let access = Access::parse(&format!(
+                "cluster_token = \"{CLUSTER}\"\n[[tokens]]\nname = \"dash\"\nrole = \"reader\"\ntoken = \"{token}\"\n"
+            ))
+            .unwrap();
+            let mut auth = Authenticate::new(access, None);
+            let request = auth.call(with_token(Some(READER))).unwrap();
+            let caller = authorize(&request, Role::Reader, "reading").unwrap();
+            assert_eq!(caller.name, "dash", "{token}");
+            let wrong = auth
+                .call(with_token(Some(&format!("{READER}x"))))
+                .unwrap_err();
+            assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+            // The hash itself is not a token.
+            assert!(auth.call(with_token(Some(&hashed))).is_err());
+        }
+        let bad = [
+            ("sha256:abc", "tokens[0].token"),
+            (&format!("sha256:{}", "g".repeat(64)), "64 hex digits"),
+        ];
+        for (token, expected) in bad {
+            let e = Access::parse(&format!(
+                "cluster_token = \"{CLUSTER}\"\n[[tokens]]\nname = \"a\"\nrole = \"reader\"\ntoken = \"{token}\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(expected), "{token}: {e}");
+        }
+        // A hash of the cluster token is the cluster token used twice; the cluster token
+        // itself may not be hashed.
+        let e = Access::parse(&format!(
+            "cluster_token = \"{CLUSTER}\"\n[[tokens]]\nname = \"a\"\nrole = \"reader\"\ntoken = \"{}\"\n",
+            hash_token(CLUSTER)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("equals cluster_token"), "{e}");
+        let e = Access::parse(&format!("cluster_token = \"{}\"\n", hash_token(CLUSTER)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster_token") && e.contains("in clear"), "{e}");
+    }
+
+    #[test]
+    fn reload_replaces_client_tokens_and_refuses_a_new_cluster_token() {
+        const OTHER: &str = "oooooooooooooooooooooooooooooooo";
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access.toml");
+        let file = |cluster: &str, token: &str| {
+            format!("cluster_token = \"{cluster}\"\n[[tokens]]\nname = \"dash\"\nrole = \"reader\"\ntoken = \"{token}\"\n")
+        };
+        std::fs::write(&path, file(CLUSTER, READER)).unwrap();
+        let access = Access::load(&path).unwrap();
+        let mut auth = Authenticate::new(access.clone(), None);
+        assert!(auth.call(with_token(Some(READER))).is_ok());
+        std::fs::write(&path, file(CLUSTER, &hash_token(OTHER))).unwrap();
+        access.reload(&path).unwrap();
+        assert!(
+            auth.call(with_token(Some(READER))).is_err(),
+            "the old token is gone"
+        );
+        assert!(
+            auth.call(with_token(Some(OTHER))).is_ok(),
+            "the new one works"
+        );
+        // A broken file or a new cluster token changes nothing.
+        std::fs::write(&path, "cluster_token = 3\n").unwrap();
+        assert!(access.reload(&path).is_err());
+        std::fs::write(&path, file(READER, OTHER)).unwrap();
+        let e = access.reload(&path).unwrap_err().to_string();
+        assert!(e.contains("cluster_token"), "{e}");
+        assert!(auth.call(with_token(Some(OTHER))).is_ok());
+        assert!(PeerGuard(access.clone())
+            .call(with_token(Some(CLUSTER)))
+            .is_ok());
+        assert!(Access::open_to_all().reload(&path).is_err());
     }
 
     #[test]

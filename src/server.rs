@@ -9,12 +9,15 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::node::{Node, NodeConfig};
+use crate::tls::ServerTls;
 
 /// A node serving on its listener.
 pub struct RunningNode {
     pub node: Arc<Node>,
     /// The address actually bound (useful when the config asked for port 0).
     pub addr: SocketAddr,
+    /// The server side of TLS, reloaded by [`RunningNode::reload`].
+    tls: Option<ServerTls>,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -36,10 +39,12 @@ pub async fn start_with_clock(
         config.listen = addr;
     }
     let node = Node::start_with_clock(config, clock).await?;
+    let tls = node.tls.as_ref().map(ServerTls::new).transpose()?;
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = node.clone();
+    let server_tls = tls.clone();
     let task = tokio::spawn(async move {
-        crate::api::serve(serving, listener, async {
+        crate::api::serve(serving, listener, server_tls, async {
             let _ = stopped.await;
         })
         .await
@@ -47,6 +52,7 @@ pub async fn start_with_clock(
     Ok(RunningNode {
         node,
         addr,
+        tls,
         stop,
         task,
     })
@@ -58,6 +64,14 @@ impl RunningNode {
         format!("http://{}", self.addr)
     }
 
+    /// What reloads this node's certificate, key, CA and access file (see [`Reloader`]).
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            node: self.node.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// Stops serving, then stops Raft (clean shutdown: storage flushed and closed).
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
@@ -65,6 +79,41 @@ impl RunningNode {
         match self.task.await {
             Ok(result) => result,
             Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Reloads a node's TLS material and access file, what SIGHUP does.
+#[derive(Clone)]
+pub struct Reloader {
+    node: Arc<Node>,
+    tls: Option<ServerTls>,
+}
+
+impl Reloader {
+    /// Reads the node's certificate, key and CA and its access file again: new handshakes and
+    /// calls use them, open connections go on. The parts reloaded; or, per part that cannot
+    /// be used (which keeps its old material), the error; the other parts are reloaded all
+    /// the same.
+    pub fn reload(&self) -> Result<Vec<&'static str>, Vec<String>> {
+        let mut reloaded = Vec::new();
+        let mut errors = Vec::new();
+        if let (Some(tls), Some(files)) = (&self.tls, &self.node.config.tls) {
+            match tls.reload(files) {
+                Ok(()) => reloaded.push("tls"),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if let Some(path) = &self.node.config.access {
+            match self.node.access.reload(path) {
+                Ok(()) => reloaded.push("access"),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        if errors.is_empty() {
+            Ok(reloaded)
+        } else {
+            Err(errors)
         }
     }
 }

@@ -7,9 +7,18 @@
 //! names). Clients (the CLI's `--ca/--cert/--key`) do the same from their side. Health checks
 //! go over the same TLS listener, so probes need a client certificate too.
 //!
-//! This module reads the files and builds tonic's configurations; it never opens a socket.
+//! The server side is a [`ServerTls`]: on SIGHUP `rampart serve` reloads it from the same
+//! files ([`ServerTls::reload`]) and every handshake after that shows the new certificate and
+//! checks clients against the new CA; connections already open keep working. A file that
+//! cannot be used leaves the old material in place. A node's own calls to other nodes keep
+//! the certificate it started with until it restarts, so a rotation under a new CA keeps the
+//! old CA in `ca` (both, concatenated) until every node has restarted.
+//!
+//! This module reads the files and builds tonic's and rustls' configurations; it never opens
+//! a socket.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
@@ -39,6 +48,21 @@ pub struct TlsError {
 pub struct Tls {
     ca: Certificate,
     identity: Identity,
+    pem: Pem,
+}
+
+/// The PEM files' contents, for rustls.
+#[derive(Clone)]
+struct Pem {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pem { .. }")
+    }
 }
 
 fn read_pem(field: &'static str, path: &Path, marker: &str) -> Result<Vec<u8>, TlsError> {
@@ -62,9 +86,50 @@ impl Tls {
         let cert = read_pem("cert", &files.cert, "CERTIFICATE")?;
         let key = read_pem("key", &files.key, "PRIVATE KEY")?;
         Ok(Tls {
-            ca: Certificate::from_pem(ca),
-            identity: Identity::from_pem(cert, key),
+            ca: Certificate::from_pem(&ca),
+            identity: Identity::from_pem(&cert, &key),
+            pem: Pem { ca, cert, key },
         })
+    }
+
+    /// The server side as rustls runs it: our certificate chain and key, a client certificate
+    /// signed by our CA required, HTTP/2 only.
+    fn rustls_server(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let bad = |field: &'static str| {
+            move |e: &dyn std::fmt::Display| TlsError {
+                field,
+                reason: e.to_string(),
+            }
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pemfile::certs(&mut self.pem.ca.as_slice()) {
+            let cert = cert.map_err(|e| bad("ca")(&e))?;
+            roots.add(cert).map_err(|e| bad("ca")(&e))?;
+        }
+        let chain = rustls_pemfile::certs(&mut self.pem.cert.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("cert")(&e))?;
+        let key = rustls_pemfile::private_key(&mut self.pem.key.as_slice())
+            .map_err(|e| bad("key")(&e))?
+            .ok_or_else(|| TlsError {
+                field: "key",
+                reason: "holds no PKCS#8, PKCS#1 or SEC1 private key".into(),
+            })?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| bad("ca")(&e))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("cert")(&e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| bad("cert")(&e))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Arc::new(config))
     }
 
     /// The server side: our identity, and a client certificate from our CA required.
@@ -79,6 +144,47 @@ impl Tls {
         ClientTlsConfig::new()
             .ca_certificate(self.ca.clone())
             .identity(self.identity.clone())
+    }
+}
+
+use tokio_rustls::rustls;
+
+/// A node's server side of TLS, reloadable: each handshake uses the newest configuration.
+#[derive(Clone)]
+pub struct ServerTls {
+    current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerTls { .. }")
+    }
+}
+
+impl ServerTls {
+    /// The server side of `tls`; an error names the file that rustls refuses.
+    pub fn new(tls: &Tls) -> Result<Self, TlsError> {
+        Ok(ServerTls {
+            current: Arc::new(RwLock::new(tls.rustls_server()?)),
+        })
+    }
+
+    /// Reads `files` again and uses them for every later handshake. On an error nothing
+    /// changes.
+    pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
+        let config = Tls::load(files)?.rustls_server()?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
+        Ok(())
+    }
+
+    /// An acceptor with the current configuration (for one handshake).
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        let config = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        tokio_rustls::TlsAcceptor::from(config)
     }
 }
 

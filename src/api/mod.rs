@@ -20,7 +20,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use futures::StreamExt;
+use tokio::net::{TcpListener, TcpStream};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -36,6 +37,7 @@ use crate::proto::v1::contracts_server::ContractsServer;
 use crate::proto::v1::gates_server::GatesServer;
 use crate::proto::v1::overrides_server::OverridesServer;
 use crate::proto::v1::signals_server::SignalsServer;
+use crate::tls::ServerTls;
 
 /// Largest request a client may send (the ingest batch limit applies inside it).
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
@@ -74,10 +76,12 @@ impl Api {
     }
 }
 
-/// Serves every service on `listener` until `shutdown` resolves, then drains.
+/// Serves every service on `listener` until `shutdown` resolves, then drains. With `tls`
+/// every connection is a mutual TLS one, its handshake made with `tls`'s current material.
 pub async fn serve(
     node: Arc<Node>,
     listener: TcpListener,
+    tls: Option<ServerTls>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let api = Api { node: node.clone() };
@@ -96,13 +100,7 @@ pub async fn serve(
         .max_encoding_message_size(64 * 1024 * 1024);
     let peer = InterceptedService::new(peer, PeerGuard(node.access.clone()));
     let auth = Authenticate::new(node.access.clone(), node.config.rate_limit);
-    let mut builder = Server::builder();
-    if let Some(tls) = &node.tls {
-        builder = builder
-            .tls_config(tls.server())
-            .map_err(|e| anyhow::anyhow!("tls: {e}"))?;
-    }
-    builder
+    let router = Server::builder()
         .timeout(node.config.request_timeout() + Duration::from_secs(1))
         .concurrency_limit_per_connection(512)
         .tcp_nodelay(true)
@@ -122,10 +120,64 @@ pub async fn serve(
         ))
         .add_service(guarded(GatesServer::new(api.clone()), &auth))
         .add_service(guarded(OverridesServer::new(api.clone()), &auth))
-        .add_service(guarded(AdminServer::new(api), &auth))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .add_service(guarded(AdminServer::new(api), &auth));
+    match tls {
+        Some(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls_incoming(incoming, tls), shutdown)
+                .await?
+        }
+        None => {
+            router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await?
+        }
+    }
     Ok(())
+}
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS connections made over `tcp`'s, each handshake on its own task (a slow client holds
+/// up no other) with the acceptor current when the connection came in. Ends, releasing the
+/// listener, once the server stops reading.
+fn tls_incoming(
+    mut tcp: TcpIncoming,
+    tls: ServerTls,
+) -> impl futures::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<TcpStream>>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let conn = tokio::select! {
+                () = tx.closed() => return,
+                conn = tcp.next() => conn,
+            };
+            let stream = match conn {
+                None => return,
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let acceptor = tls.acceptor();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let peer = stream.peer_addr().ok();
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(?peer, error = %e, "TLS handshake refused"),
+                    Err(_) => tracing::debug!(?peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// A public service behind authentication (and the per-caller rate limit).

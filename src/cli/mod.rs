@@ -20,6 +20,7 @@ mod backtest;
 mod client;
 mod dev;
 mod remote;
+mod secrets;
 mod serve;
 mod table;
 
@@ -86,6 +87,11 @@ pub enum Command {
     Backtest(backtest::BacktestArgs),
     /// Exit 0 when the node at --endpoint reports SERVING on gRPC health (for healthchecks).
     Health,
+    /// Make a CA and node and client certificates for mutual TLS (where the cluster runs).
+    Certs(secrets::CertsArgs),
+    /// Tokens: a new one, the hash of one for the access file, a whole access file.
+    #[command(subcommand)]
+    Token(secrets::TokenCmd),
 }
 
 /// Entry point of the binary.
@@ -146,6 +152,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => remote::cluster(&target, out, cmd).await,
         Command::Backtest(args) => backtest::run(out, &args),
         Command::Health => remote::health(&target).await,
+        Command::Certs(args) => secrets::certs(&args),
+        Command::Token(cmd) => secrets::token(&cmd),
     }
 }
 

@@ -75,6 +75,30 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
     Ok(config)
 }
 
+/// Reloads the node's TLS material and access file on every SIGHUP, until dropped.
+async fn reload_on_hangup(reloader: crate::server::Reloader) {
+    {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; reloading is off");
+                return;
+            };
+            while hangup.recv().await.is_some() {
+                match reloader.reload() {
+                    Ok(parts) => tracing::info!(?parts, "SIGHUP: reloaded"),
+                    Err(errors) => {
+                        for e in errors {
+                            tracing::error!(error = %e, "SIGHUP: not reloaded, the old material stays");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Runs a node; `tls` (the global --ca/--cert/--key) overrides the config file's `tls`.
 pub async fn run(args: ServeArgs, tls: Option<crate::tls::TlsFiles>) -> anyhow::Result<()> {
     let mut config = config(&args)?;
@@ -84,6 +108,7 @@ pub async fn run(args: ServeArgs, tls: Option<crate::tls::TlsFiles>) -> anyhow::
     let running = crate::server::start(config).await?;
     tracing::info!(id = running.node.id, addr = %running.addr, "serving; initialise a new cluster with `rampart cluster init`");
     let mut fatal = running.node.fatal_signal();
+    tokio::spawn(reload_on_hangup(running.reloader()));
     tokio::select! {
         () = super::shutdown_signal() => {
             tracing::info!("stopping");

@@ -133,6 +133,12 @@ fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotFile, StoreError> {
     }
 }
 
+/// Decodes the bytes of a `snapshot.bin` and encodes the snapshot again (the fuzz targets
+/// check a decoded snapshot re-encodes to bytes that decode to the same snapshot).
+pub fn reencode_snapshot(bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    encode_snapshot(&decode_snapshot(bytes)?)
+}
+
 impl StateMachineStore {
     /// Loads the newest snapshot in `dir`, if any. `purged` is the last index the log no
     /// longer holds: a snapshot that is missing, damaged or older than it leaves a gap the log
