@@ -196,14 +196,14 @@ impl State {
                 "is before the gate's first window (the contract was not applied yet)",
             ));
         }
-        if cohort.last_window.is_some_and(|last| last >= start) && !gate.window_closed(window, now)
+        // A window rolled back before it closed (an early kill) still takes its on-time
+        // signals: the decision stands, and later windows' evidence sees the whole window.
+        let decided_open = cohort.last_window.is_some_and(|last| last >= start)
+            && !gate.window_closed(window, now)
+            && cohort.status == crate::engine::CohortStatus::RolledBack;
+        if (cohort.last_window.is_some_and(|last| last >= start) && !decided_open)
+            || gate.window_closed(window, now)
         {
-            return Err(SignalError::new(
-                "at",
-                "its window was already decided (rolled back before it closed)",
-            ));
-        }
-        if cohort.last_window.is_some_and(|last| last >= start) || gate.window_closed(window, now) {
             return Err(SignalError::new(
                 "at",
                 "arrived after its window closed (window end + grace)",
