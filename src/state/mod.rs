@@ -196,11 +196,11 @@ impl State {
                 "is before the gate's first window (the contract was not applied yet)",
             ));
         }
-        // A window rolled back before it closed (an early kill) still takes its on-time
-        // signals: the decision stands, and later windows' evidence sees the whole window.
+        // A window decided before it closed (an early kill; an operator may have resumed the
+        // cohort since) still takes its on-time signals: the decision stands, and later
+        // windows' evidence sees the whole window.
         let decided_open = cohort.last_window.is_some_and(|last| last >= start)
-            && !gate.window_closed(window, now)
-            && cohort.status == crate::engine::CohortStatus::RolledBack;
+            && !gate.window_closed(window, now);
         if (cohort.last_window.is_some_and(|last| last >= start) && !decided_open)
             || gate.window_closed(window, now)
         {
