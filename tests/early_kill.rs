@@ -33,7 +33,7 @@ metrics:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_breaching_batch_rolls_back_before_its_window_closes() {
-    let cluster = Cluster::start(3).await;
+    let cluster = Cluster::start_with(3, |c, _| c.early_kill = true).await;
     let leader = cluster.wait_for_leader().await;
     let follower = cluster.follower(leader);
     let mut contracts = ContractsClient::new(cluster.channel(leader as usize - 1).await);

@@ -35,6 +35,10 @@ pub struct NodeConfig {
     /// How often the leader's evaluator looks for closed windows.
     #[serde(default = "default_evaluate_ms")]
     pub evaluate_every_ms: u64,
+    /// Check kill rules on every committed batch and roll back before the window closes
+    /// (default off: the chaos suite's checkers do not model early decisions yet).
+    #[serde(default)]
+    pub early_kill: bool,
     /// Longest time a request may take before it fails with DEADLINE_EXCEEDED.
     #[serde(default = "default_request_timeout_ms")]
     pub request_timeout_ms: u64,
@@ -118,6 +122,7 @@ impl NodeConfig {
             election_timeout_max_ms: default_election_max_ms(),
             snapshot_every: default_snapshot_every(),
             evaluate_every_ms: default_evaluate_ms(),
+            early_kill: false,
             request_timeout_ms: default_request_timeout_ms(),
             promote_timeout_ms: default_promote_timeout_ms(),
             promote_max_lag: default_promote_max_lag(),

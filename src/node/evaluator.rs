@@ -70,9 +70,11 @@ pub async fn run(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
         if let Err(e) = evaluate_round(&node, term).await {
             tracing::debug!(error = %e, "evaluation round stopped");
         }
-        let rollbacks = {
+        let rollbacks = if node.config.early_kill {
             let applied = node.state.read();
             watermarks.rollbacks(&applied.state, node.id, term)
+        } else {
+            Vec::new()
         };
         for command in rollbacks {
             if let Err(e) = node.write(command).await {
