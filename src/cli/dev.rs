@@ -92,8 +92,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  rampart contract get checkout-v2");
     println!("  rampart gate evaluate checkout-v2 user-42 --cohort mobile");
     println!("  rampart gate watch checkout-v2");
-    println!("  python3 ../shared/scenarios/gen.py regression-mobile > trace.jsonl");
-    println!("  rampart backtest --contract examples/checkout-v2.yaml --signals trace.jsonl");
+    println!("  rampart backtest --contract examples/checkout-v2.yaml --signals tests/data/scenarios/regression-mobile-seed1.jsonl");
     println!("  rampart signal push -f FILE.jsonl   # live signals count from the gate's first full window{first_window}");
     println!("  rampart override kill checkout-v2 --actor you --reason 'trying it out'");
     println!("  rampart decisions checkout-v2");

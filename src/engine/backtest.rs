@@ -110,22 +110,8 @@ impl BacktestReport {
 /// Parses a JSON-lines signal file: the signals, and each bad line's number (1-based) and
 /// error. Blank lines and lines starting with `#` are ignored.
 pub fn parse_signal_lines(text: &str) -> (Vec<Signal>, Vec<(usize, SignalError)>) {
-    let mut signals = Vec::new();
-    let mut errors = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let parsed = serde_json::from_str::<SignalLine>(trimmed)
-            .map_err(|e| SignalError::new("line", e.to_string()))
-            .and_then(SignalLine::into_signal);
-        match parsed {
-            Ok(s) => signals.push(s),
-            Err(e) => errors.push((i + 1, e)),
-        }
-    }
-    (signals, errors)
+    let (arrivals, errors) = parse_arrivals(text);
+    (arrivals.into_iter().map(|a| a.signal).collect(), errors)
 }
 
 /// Parses a JSON-lines signal file with each line's optional `received` time.
