@@ -114,6 +114,10 @@ pub enum AccessError {
 #[serde(deny_unknown_fields)]
 struct AccessFile {
     cluster_token: String,
+    /// Whether the HTTP probes (`/metrics`, `/healthz`, `/readyz`) need a token too; by
+    /// default they are open, as etcd's are, for scrapers and load balancers.
+    #[serde(default)]
+    protect_probes: bool,
     #[serde(default)]
     tokens: Vec<TokenEntry>,
 }
@@ -137,6 +141,15 @@ struct Rules {
     cluster_token: String,
     /// Replaced whole on [`Access::reload`].
     tokens: RwLock<Arc<Vec<Known>>>,
+    /// `protect_probes`, reloaded with the tokens.
+    protect_probes: std::sync::atomic::AtomicBool,
+}
+
+/// An access file's content, validated.
+struct Parsed {
+    cluster_token: String,
+    tokens: Vec<Known>,
+    protect_probes: bool,
 }
 
 /// A client token as the node keeps it: its name, role and SHA-256.
@@ -190,11 +203,12 @@ impl Access {
 
     /// Parses and validates the text of an access file.
     pub fn parse(text: &str) -> Result<Self, AccessError> {
-        let (cluster_token, tokens) = parse_rules(text)?;
+        let parsed = parse_rules(text)?;
         Ok(Access {
             rules: Some(Arc::new(Rules {
-                cluster_token,
-                tokens: RwLock::new(Arc::new(tokens)),
+                cluster_token: parsed.cluster_token,
+                tokens: RwLock::new(Arc::new(parsed.tokens)),
+                protect_probes: parsed.protect_probes.into(),
             })),
         })
     }
@@ -210,9 +224,10 @@ impl Access {
             });
         };
         let text = read_access(path)?;
-        let (cluster_token, tokens) = parse_rules(&text).map_err(|e| at_path(e, path))?;
+        let parsed = parse_rules(&text).map_err(|e| at_path(e, path))?;
         if !bool::from(
-            cluster_token
+            parsed
+                .cluster_token
                 .as_bytes()
                 .ct_eq(rules.cluster_token.as_bytes()),
         ) {
@@ -221,8 +236,18 @@ impl Access {
                 reason: "cannot change while the node runs: restart every node to rotate it".into(),
             });
         }
-        *rules.tokens.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(tokens);
+        *rules.tokens.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(parsed.tokens);
+        rules
+            .protect_probes
+            .store(parsed.protect_probes, std::sync::atomic::Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Whether the HTTP probes may be read without a token.
+    pub fn probes_open(&self) -> bool {
+        self.rules
+            .as_ref()
+            .is_none_or(|r| !r.protect_probes.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether tokens are required.
@@ -300,7 +325,7 @@ fn at_path(e: AccessError, path: &Path) -> AccessError {
 }
 
 /// The cluster token and the client tokens of an access file's text, validated.
-fn parse_rules(text: &str) -> Result<(String, Vec<Known>), AccessError> {
+fn parse_rules(text: &str) -> Result<Parsed, AccessError> {
     let file: AccessFile = toml::from_str(text).map_err(|e| AccessError::Parse {
         path: "the access file".into(),
         message: e.message().to_owned(),
@@ -344,7 +369,11 @@ fn parse_rules(text: &str) -> Result<(String, Vec<Known>), AccessError> {
             digest,
         });
     }
-    Ok((file.cluster_token, known))
+    Ok(Parsed {
+        cluster_token: file.cluster_token,
+        tokens: known,
+        protect_probes: file.protect_probes,
+    })
 }
 
 fn check_secret(secret: &str) -> Result<(), &'static str> {

@@ -11,6 +11,7 @@
 //! - [`node`]: a running node: replicated writes and linearizable reads from any node,
 //!   membership, the leader's evaluator.
 //! - [`api`]: the gRPC edge (`rampart.v1`), errors mapped to statuses in one place.
+//! - [`http`]: the HTTP edge: Prometheus metrics, probes, the JSON API, Argo and Flagger hooks.
 //! - [`auth`]: bearer tokens with roles for clients, the cluster token between nodes.
 //! - [`tls`]: mutual TLS between nodes and for clients.
 //! - [`server`]: a node bound to a listener, started and stopped the same way everywhere.
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod cli;
 pub mod consensus;
 pub mod engine;
+pub mod http;
 pub mod ids;
 pub mod node;
 pub mod proto;

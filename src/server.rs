@@ -1,25 +1,27 @@
-//! A running node: listener bound, Raft started, gRPC served, stoppable. Used by `rampart
-//! serve`, `rampart dev` and the tests, so all three run the node the same way.
+//! A running node: listeners bound, Raft started, gRPC (and HTTP, when configured) served,
+//! stoppable. Used by `rampart serve`, `rampart dev` and the tests, so all three run the node
+//! the same way.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::node::{Node, NodeConfig};
-use crate::tls::ServerTls;
+use crate::tls::{Listener, ServerTls};
 
 /// A node serving on its listener.
 pub struct RunningNode {
     pub node: Arc<Node>,
     /// The address actually bound (useful when the config asked for port 0).
     pub addr: SocketAddr,
-    /// The server side of TLS, reloaded by [`RunningNode::reload`].
-    tls: Option<ServerTls>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<anyhow::Result<()>>,
+    /// The HTTP listener's address, when the config asked for one.
+    pub http_addr: Option<SocketAddr>,
+    /// The server sides of TLS (gRPC, then HTTP), reloaded by [`Reloader::reload`].
+    tls: Vec<ServerTls>,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Binds `config.listen` (port 0 picks a free port, which then becomes the advertised
@@ -38,23 +40,53 @@ pub async fn start_with_clock(
     if config.listen.port() == 0 {
         config.listen = addr;
     }
+    let http = match config.http {
+        Some(at) => {
+            let listener = TcpListener::bind(at)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding the HTTP listener {at}: {e}"))?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
     let node = Node::start_with_clock(config, clock).await?;
-    let tls = node.tls.as_ref().map(ServerTls::new).transpose()?;
-    let (stop, stopped) = oneshot::channel::<()>();
+    let grpc_tls = node.tls.as_ref().map(ServerTls::new).transpose()?;
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let stopped = |stop: &tokio::sync::watch::Sender<bool>| {
+        let mut rx = stop.subscribe();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tls = Vec::new();
+    let mut tasks = Vec::new();
+    tls.extend(grpc_tls.clone());
     let serving = node.clone();
-    let server_tls = tls.clone();
-    let task = tokio::spawn(async move {
-        crate::api::serve(serving, listener, server_tls, async {
-            let _ = stopped.await;
-        })
-        .await
-    });
+    let shutdown = stopped(&stop);
+    tasks.push(tokio::spawn(async move {
+        crate::api::serve(serving, listener, grpc_tls, shutdown).await
+    }));
+    if let Some(listener) = http {
+        let http_tls = node
+            .tls
+            .as_ref()
+            .map(|t| ServerTls::for_listener(t, Listener::Http))
+            .transpose()?;
+        tls.extend(http_tls.clone());
+        let serving = node.clone();
+        let shutdown = stopped(&stop);
+        tasks.push(tokio::spawn(async move {
+            crate::http::serve(serving, listener, http_tls, shutdown).await
+        }));
+    }
     Ok(RunningNode {
         node,
         addr,
+        http_addr,
         tls,
         stop,
-        task,
+        tasks,
     })
 }
 
@@ -62,6 +94,16 @@ impl RunningNode {
     /// The URL clients use.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The HTTP listener's base URL, when there is one (`https` when the node serves TLS).
+    pub fn http_url(&self) -> Option<String> {
+        let scheme = if self.node.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        self.http_addr.map(|a| format!("{scheme}://{a}"))
     }
 
     /// What reloads this node's certificate, key, CA and access file (see [`Reloader`]).
@@ -74,12 +116,19 @@ impl RunningNode {
 
     /// Stops serving, then stops Raft (clean shutdown: storage flushed and closed).
     pub async fn stop(self) -> anyhow::Result<()> {
-        let _ = self.stop.send(());
+        self.stop.send_replace(true);
         self.node.shutdown().await;
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(e.into()),
+        let mut outcome = Ok(());
+        for task in self.tasks {
+            let result = match task.await {
+                Ok(result) => result,
+                Err(e) => Err(e.into()),
+            };
+            if outcome.is_ok() {
+                outcome = result;
+            }
         }
+        outcome
     }
 }
 
@@ -87,7 +136,7 @@ impl RunningNode {
 #[derive(Clone)]
 pub struct Reloader {
     node: Arc<Node>,
-    tls: Option<ServerTls>,
+    tls: Vec<ServerTls>,
 }
 
 impl Reloader {
@@ -98,10 +147,12 @@ impl Reloader {
     pub fn reload(&self) -> Result<Vec<&'static str>, Vec<String>> {
         let mut reloaded = Vec::new();
         let mut errors = Vec::new();
-        if let (Some(tls), Some(files)) = (&self.tls, &self.node.config.tls) {
-            match tls.reload(files) {
-                Ok(()) => reloaded.push("tls"),
-                Err(e) => errors.push(e.to_string()),
+        if let Some(files) = &self.node.config.tls {
+            let results: Vec<_> = self.tls.iter().map(|tls| tls.reload(files)).collect();
+            match results.into_iter().find_map(Result::err) {
+                None if !self.tls.is_empty() => reloaded.push("tls"),
+                None => {}
+                Some(e) => errors.push(e.to_string()),
             }
         }
         if let Some(path) = &self.node.config.access {

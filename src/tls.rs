@@ -92,9 +92,10 @@ impl Tls {
         })
     }
 
-    /// The server side as rustls runs it: our certificate chain and key, a client certificate
-    /// signed by our CA required, HTTP/2 only.
-    fn rustls_server(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    /// The server side as rustls runs it: our certificate chain and key; for gRPC a client
+    /// certificate signed by our CA required and HTTP/2 only, for HTTP a client certificate
+    /// optional (scrapers, probes and browsers rarely have one) and HTTP/1.1 or HTTP/2.
+    fn rustls_server(&self, listener: Listener) -> Result<Arc<rustls::ServerConfig>, TlsError> {
         let bad = |field: &'static str| {
             move |e: &dyn std::fmt::Display| TlsError {
                 field,
@@ -119,7 +120,11 @@ impl Tls {
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
             roots.into(),
             provider.clone(),
-        )
+        );
+        let verifier = match listener {
+            Listener::Grpc => verifier,
+            Listener::Http => verifier.allow_unauthenticated(),
+        }
         .build()
         .map_err(|e| bad("ca")(&e))?;
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -128,7 +133,10 @@ impl Tls {
             .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .map_err(|e| bad("cert")(&e))?;
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = match listener {
+            Listener::Grpc => vec![b"h2".to_vec()],
+            Listener::Http => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        };
         Ok(Arc::new(config))
     }
 
@@ -149,10 +157,20 @@ impl Tls {
 
 use tokio_rustls::rustls;
 
+/// Which listener a server configuration is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// gRPC: mutual TLS, HTTP/2.
+    Grpc,
+    /// HTTP (metrics, JSON API): client certificates optional, HTTP/1.1 and HTTP/2.
+    Http,
+}
+
 /// A node's server side of TLS, reloadable: each handshake uses the newest configuration.
 #[derive(Clone)]
 pub struct ServerTls {
     current: Arc<RwLock<Arc<rustls::ServerConfig>>>,
+    listener: Listener,
 }
 
 impl std::fmt::Debug for ServerTls {
@@ -162,17 +180,23 @@ impl std::fmt::Debug for ServerTls {
 }
 
 impl ServerTls {
-    /// The server side of `tls`; an error names the file that rustls refuses.
+    /// The gRPC listener's server side of `tls`; an error names the file that rustls refuses.
     pub fn new(tls: &Tls) -> Result<Self, TlsError> {
+        Self::for_listener(tls, Listener::Grpc)
+    }
+
+    /// The server side of `tls` for `listener`.
+    pub fn for_listener(tls: &Tls, listener: Listener) -> Result<Self, TlsError> {
         Ok(ServerTls {
-            current: Arc::new(RwLock::new(tls.rustls_server()?)),
+            current: Arc::new(RwLock::new(tls.rustls_server(listener)?)),
+            listener,
         })
     }
 
     /// Reads `files` again and uses them for every later handshake. On an error nothing
     /// changes.
     pub fn reload(&self, files: &TlsFiles) -> Result<(), TlsError> {
-        let config = Tls::load(files)?.rustls_server()?;
+        let config = Tls::load(files)?.rustls_server(self.listener)?;
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = config;
         Ok(())
     }

@@ -27,9 +27,21 @@ impl ApiError {
     }
 }
 
+/// The metadata key naming the request field a status is about (INVALID_ARGUMENT), so other
+/// edges (HTTP) and clients can report it without parsing the message.
+pub const FIELD_KEY: &str = "rampart-field";
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         let message = e.to_string();
+        let field = match &e {
+            ApiError::Invalid { field, .. }
+            | ApiError::Node(NodeError::TooLarge { field, .. })
+            | ApiError::Node(NodeError::Refused(StateError::Invalid { field, .. })) => {
+                Some(field.clone())
+            }
+            _ => None,
+        };
         let code = match &e {
             ApiError::Invalid { .. } => Code::InvalidArgument,
             ApiError::NotFound(_) => Code::NotFound,
@@ -47,7 +59,11 @@ impl From<ApiError> for Status {
                 NodeError::Refused(StateError::Invalid { .. }) => Code::InvalidArgument,
             },
         };
-        Status::new(code, message)
+        let mut status = Status::new(code, message);
+        if let Some(value) = field.and_then(|f| f.parse().ok()) {
+            status.metadata_mut().insert(FIELD_KEY, value);
+        }
+        status
     }
 }
 

@@ -12,8 +12,10 @@ pub mod contracts;
 pub mod convert;
 pub mod error;
 pub mod gates;
+mod metered;
 pub mod overrides;
 pub mod signals;
+pub mod view;
 pub mod watch;
 
 use std::future::Future;
@@ -99,8 +101,9 @@ pub async fn serve(
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
     let peer = InterceptedService::new(peer, PeerGuard(node.access.clone()));
-    let auth = Authenticate::new(node.access.clone(), node.config.rate_limit);
+    let auth = node.authenticate.clone();
     let router = Server::builder()
+        .layer(metered::MeteredLayer(node.clone()))
         .timeout(node.config.request_timeout() + Duration::from_secs(1))
         .concurrency_limit_per_connection(512)
         .tcp_nodelay(true)
@@ -201,12 +204,7 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
                 .await;
             return;
         }
-        let serving = {
-            let m = metrics.borrow();
-            let applied = m.last_applied.map_or(0, |l| l.index);
-            let last = m.last_log_index.unwrap_or(0);
-            m.current_leader.is_some() && last.saturating_sub(applied) <= 64
-        };
+        let serving = node.ready().is_ok();
         let status = if serving {
             tonic_health::ServingStatus::Serving
         } else {

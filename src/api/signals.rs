@@ -16,8 +16,28 @@ use crate::state::{Command, Response as SmResponse};
 const MAX_KEY_BYTES: usize = 256;
 
 impl Api {
-    /// Validates, replicates and reports one batch.
+    /// Validates, replicates and reports one batch, and counts it in the node's metrics.
     pub async fn ingest_batch(
+        &self,
+        request: pb::IngestRequest,
+    ) -> Result<pb::IngestResponse, ApiError> {
+        let answer = self.replicate_batch(request).await?;
+        let metrics = &self.node.metrics;
+        let outcome = if answer.duplicate { "duplicate" } else { "new" };
+        metrics
+            .ingest_batches
+            .get_or_create(&crate::node::metrics::BatchLabels { outcome })
+            .inc();
+        if !answer.duplicate {
+            metrics.signals_accepted.inc_by(u64::from(answer.accepted));
+            for r in &answer.rejected {
+                metrics.signal_rejected(&r.field);
+            }
+        }
+        Ok(answer)
+    }
+
+    async fn replicate_batch(
         &self,
         request: pb::IngestRequest,
     ) -> Result<pb::IngestResponse, ApiError> {

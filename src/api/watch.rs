@@ -86,6 +86,7 @@ async fn produce(
     mut decisions: broadcast::Receiver<Arc<crate::state::Decision>>,
     tx: mpsc::Sender<Event>,
 ) {
+    let _open = crate::node::metrics::InFlight::new(&node.metrics.watch_streams);
     let mut last: BTreeMap<GateKey, u64> = BTreeMap::new();
     let mut initial = Vec::new();
     {

@@ -25,6 +25,9 @@ pub struct DevArgs {
     /// Port of node 1; nodes 2 and 3 take the next two.
     #[arg(long, default_value_t = 7101)]
     pub base_port: u16,
+    /// HTTP port of node 1 (metrics, JSON API, hooks); nodes 2 and 3 take the next two.
+    #[arg(long, default_value_t = 7201)]
+    pub http_port: u16,
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -37,7 +40,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             .checked_add(i)
             .context("--base-port too high")?;
         let listen = SocketAddr::from(([127, 0, 0, 1], port));
-        let config = NodeConfig::new(id, listen, args.data.join(format!("node{id}")));
+        let http_port = args
+            .http_port
+            .checked_add(i)
+            .context("--http-port too high")?;
+        let mut config = NodeConfig::new(id, listen, args.data.join(format!("node{id}")));
+        config.http = Some(SocketAddr::from(([127, 0, 0, 1], http_port)));
         members.insert(id, listen.to_string());
         let running = crate::server::start(config).await.with_context(|| {
             format!("starting node {id} on {listen} (is another rampart dev running?)")
@@ -66,9 +74,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     for n in &nodes {
         println!(
-            "  node {}  {}{}",
+            "  node {}  {}  {}{}",
             n.node.id,
             n.endpoint(),
+            n.http_url().unwrap_or_default(),
             if n.node.id == leader {
                 "  (leader)"
             } else {
@@ -96,6 +105,10 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  rampart signal push -f FILE.jsonl   # live signals count from the gate's first full window{first_window}");
     println!("  rampart override kill checkout-v2 --actor you --reason 'trying it out'");
     println!("  rampart decisions checkout-v2");
+    if let Some(http) = nodes.first().and_then(|n| n.http_url()) {
+        println!("  curl {http}/v1/gates/checkout-v2/verdict?cohort=mobile");
+        println!("  curl {http}/metrics");
+    }
     println!("Ctrl-C stops the cluster; run `rampart dev` again to resume with the same data.");
     super::shutdown_signal().await;
     println!("stopping...");

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use super::client::{connect, retry, status_error, Target};
 use super::table::{pct, Output};
 use crate::api::convert::signal_to_proto;
+use crate::api::view;
 use crate::engine::signal::format_time;
 use crate::engine::SignalLine;
 use crate::proto::v1 as pb;
@@ -347,14 +348,6 @@ fn gate_rows(g: &pb::GateState) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn gate_json(g: &pb::GateState) -> serde_json::Value {
-    serde_json::json!({
-        "gate": g.gate, "version": g.version, "contract_version": g.contract_version, "kill_switch": g.kill_switch,
-        "cohorts": g.cohorts.iter().map(|c| serde_json::json!({"cohort": c.cohort, "exposure": c.exposure, "stage": c.stage, "status": c.status})).collect::<Vec<_>>(),
-        "read": g.read.as_ref().map(|r| serde_json::json!({"applied_index": r.applied_index, "age_ms": r.age_ms, "node": r.node_id})),
-    })
-}
-
 const GATE_HEADERS: [&str; 6] = [
     "GATE",
     "COHORT",
@@ -363,16 +356,6 @@ const GATE_HEADERS: [&str; 6] = [
     "KILL SWITCH",
     "VERSION",
 ];
-
-fn decision_json(d: &pb::Decision) -> serde_json::Value {
-    serde_json::json!({
-        "gate": d.gate, "version": d.version, "cohort": d.cohort, "action": d.action, "reason": d.reason,
-        "kill_switch": d.kill_switch, "decided_by": d.decided_by, "contract_version": d.contract_version,
-        "at": d.at.as_ref().map(|t| format_time(crate::api::convert::millis(t))),
-        "changes": d.changes.iter().map(|c| serde_json::json!({"cohort": c.cohort, "from": c.from_exposure, "to": c.to_exposure, "from_status": c.from_status, "to_status": c.to_status})).collect::<Vec<_>>(),
-        "evidence": d.evidence.iter().map(evidence_json).collect::<Vec<_>>(),
-    })
-}
 
 fn decision_row(d: &pb::Decision) -> Vec<String> {
     let exposure = d
@@ -413,7 +396,7 @@ pub async fn gate(target: &Target, out: Output, cmd: GateCmd) -> anyhow::Result<
             .await
             .map_err(status_error)?
             .into_inner();
-            out.print(&gate_json(&g), &GATE_HEADERS, gate_rows(&g));
+            out.print(&view::gate(&g), &GATE_HEADERS, gate_rows(&g));
         }
         GateCmd::List { local } => {
             let reply = retry(PATIENCE, || {
@@ -426,7 +409,7 @@ pub async fn gate(target: &Target, out: Output, cmd: GateCmd) -> anyhow::Result<
             .await
             .map_err(status_error)?
             .into_inner();
-            let json: Vec<_> = reply.gates.iter().map(gate_json).collect();
+            let json: Vec<_> = reply.gates.iter().map(view::gate).collect();
             out.print(
                 &json,
                 &GATE_HEADERS,
@@ -473,7 +456,7 @@ pub async fn gate(target: &Target, out: Output, cmd: GateCmd) -> anyhow::Result<
                 match event.event {
                     Some(pb::watch_event::Event::State(g)) => {
                         if out.json {
-                            outln!("{}", serde_json::json!({"state": gate_json(&g)}));
+                            outln!("{}", serde_json::json!({"state": view::gate(&g)}));
                         } else {
                             for row in gate_rows(&g) {
                                 outln!("state  {}", row.join("  "));
@@ -482,7 +465,7 @@ pub async fn gate(target: &Target, out: Output, cmd: GateCmd) -> anyhow::Result<
                     }
                     Some(pb::watch_event::Event::Decision(d)) => {
                         if out.json {
-                            outln!("{}", serde_json::json!({"decision": decision_json(&d)}));
+                            outln!("{}", serde_json::json!({"decision": view::decision(&d)}));
                         } else {
                             outln!("{}", decision_row(&d).join("  "));
                         }
@@ -518,7 +501,7 @@ pub async fn decisions(target: &Target, out: Output, args: DecisionsArgs) -> any
                 &reply
                     .decisions
                     .iter()
-                    .map(decision_json)
+                    .map(view::decision)
                     .collect::<Vec<_>>()
             )?
         );
@@ -574,7 +557,7 @@ pub async fn override_gate(target: &Target, out: Output, args: OverrideArgs) -> 
         .map_err(status_error)?
         .into_inner();
     out.print(
-        &decision_json(&d),
+        &view::decision(&d),
         &DECISION_HEADERS,
         vec![decision_row(&d)],
     );
@@ -582,11 +565,7 @@ pub async fn override_gate(target: &Target, out: Output, args: OverrideArgs) -> 
 }
 
 fn status_out(out: Output, s: &pb::ClusterStatus) {
-    let json = serde_json::json!({
-        "leader": s.leader_id, "term": s.term, "voters": s.voters, "learners": s.learners, "joint": s.joint,
-        "nodes": s.nodes.iter().map(|n| serde_json::json!({"id": n.id, "addr": n.addr, "role": n.role, "reachable": n.reachable, "term": n.term, "last_log_index": n.last_log_index, "applied_index": n.applied_index, "matched_index": n.matched_index, "lag": n.lag, "clock_offset_ms": n.clock_offset_ms, "clock_skew_ms": n.clock_skew_ms})).collect::<Vec<_>>(),
-        "cluster_time_ms": s.cluster_time_ms, "clock_skew": s.clock_skew, "time_limit": s.time_limit, "max_clock_skew_ms": s.max_clock_skew_ms,
-    });
+    let json = view::cluster(s);
     if !out.json {
         let leader = s.leader_id.map_or("none".to_owned(), |l| l.to_string());
         outln!(
@@ -718,14 +697,4 @@ pub async fn health(target: &Target) -> anyhow::Result<()> {
     );
     outln!("SERVING");
     Ok(())
-}
-
-/// One metric's evidence as JSON for `decisions --json` (every figure the engine wrote).
-fn evidence_json(e: &pb::MetricEvidence) -> serde_json::Value {
-    let mut out = serde_json::json!({"metric": e.metric, "cohort": e.cohort, "treatment": e.treatment, "control": e.control, "baseline": e.baseline, "delta": e.delta, "relative": e.relative, "p_value": e.p_value, "e_value": e.e_value, "samples_treatment": e.samples_treatment, "samples_control": e.samples_control, "zone": e.zone, "streak": e.streak, "unreliable_reason": e.unreliable_reason, "summary": e.summary});
-    let rest = serde_json::json!({"delta_interval": e.delta_interval.as_ref().map(|i| [i.low, i.high]), "relative_interval": e.relative_interval.as_ref().map(|i| [i.low, i.high]), "treatment_interval": e.treatment_interval.as_ref().map(|i| [i.low, i.high]), "ceiling_p_value": e.ceiling_p_value, "ceiling_e_value": e.ceiling_e_value, "ceiling_span_windows": e.ceiling_span_windows, "ceiling_alpha": e.ceiling_alpha, "quantile": e.quantile, "exceedance_interval": e.exceedance_interval.as_ref().map(|i| [i.low, i.high]), "srm_p_value": e.srm_p_value, "low_confidence_share": e.low_confidence_share, "alpha": e.alpha, "test": e.test, "span_windows": e.span_windows, "baseline_source": e.baseline_source});
-    if let (Some(out), serde_json::Value::Object(rest)) = (out.as_object_mut(), rest) {
-        out.extend(rest);
-    }
-    out
 }

@@ -20,6 +20,11 @@ pub struct ServeArgs {
     /// Address to bind, e.g. 127.0.0.1:7101.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Address the HTTP listener binds, e.g. 127.0.0.1:7201: /metrics, /healthz, /readyz, the
+    /// JSON API under /v1/ and the Argo Rollouts and Flagger hooks (config key http; default:
+    /// none).
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
     /// Address peers and clients reach this node at (default: --listen).
     #[arg(long)]
     pub advertise: Option<String>,
@@ -61,6 +66,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
     }
     if let Some(data) = &args.data {
         config.data.clone_from(data);
+    }
+    if args.http.is_some() {
+        config.http = args.http;
     }
     if args.access.is_some() {
         config.access.clone_from(&args.access);
@@ -106,7 +114,7 @@ pub async fn run(args: ServeArgs, tls: Option<crate::tls::TlsFiles>) -> anyhow::
         config.tls = tls;
     }
     let running = crate::server::start(config).await?;
-    tracing::info!(id = running.node.id, addr = %running.addr, "serving; initialise a new cluster with `rampart cluster init`");
+    tracing::info!(id = running.node.id, addr = %running.addr, http = ?running.http_addr, "serving; initialise a new cluster with `rampart cluster init`");
     let mut fatal = running.node.fatal_signal();
     tokio::spawn(reload_on_hangup(running.reloader()));
     tokio::select! {

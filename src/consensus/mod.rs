@@ -24,3 +24,4 @@ pub type LogId = openraft::LogId<u64>;
 pub type Entry = openraft::Entry<TypeConfig>;
 pub type StorageError = openraft::StorageError<u64>;
 pub type Membership = openraft::StoredMembership<u64, openraft::BasicNode>;
+pub type RaftMetrics = openraft::RaftMetrics<u64, openraft::BasicNode>;

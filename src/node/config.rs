@@ -18,6 +18,10 @@ pub struct NodeConfig {
     pub id: NodeId,
     /// Address the gRPC server binds (public API and node-to-node service).
     pub listen: SocketAddr,
+    /// Address the HTTP server binds (`/metrics`, `/healthz`, `/readyz`, the JSON API under
+    /// `/v1/`, the Argo Rollouts and Flagger hooks). None: no HTTP listener.
+    #[serde(default)]
+    pub http: Option<SocketAddr>,
     /// Address other nodes and clients reach this node at; defaults to `listen`.
     #[serde(default)]
     pub advertise: Option<String>,
@@ -115,6 +119,7 @@ impl NodeConfig {
         Self {
             id,
             listen,
+            http: None,
             advertise: None,
             data,
             heartbeat_ms: default_heartbeat_ms(),

@@ -26,6 +26,8 @@ use crate::state::{Command, Response, State};
 struct Job {
     gate: GateKey,
     cohort: CohortName,
+    /// When the window closed (end + grace), for the close → decision latency.
+    closed_at: i64,
     command: Command,
 }
 
@@ -87,6 +89,18 @@ pub async fn run(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
 
 /// Judges every closed window, one decision per gate at a time, until none is left.
 async fn evaluate_round(node: &Node, term: u64) -> Result<(), super::NodeError> {
+    let started = std::time::Instant::now();
+    let mut judged = 0u64;
+    let outcome = judge_closed(node, term, &mut judged).await;
+    if judged > 0 {
+        node.metrics
+            .evaluation_round_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+    outcome
+}
+
+async fn judge_closed(node: &Node, term: u64, judged: &mut u64) -> Result<(), super::NodeError> {
     loop {
         let bounded = node.bounded_now();
         let (jobs, needs_tick) = {
@@ -105,13 +119,23 @@ async fn evaluate_round(node: &Node, term: u64) -> Result<(), super::NodeError> 
                 return Ok(());
             }
             let written = node.write(job.command).await?;
-            if let Response::Decided {
-                applied: false,
-                skipped,
-                ..
-            } = written.response
-            {
-                tracing::info!(gate = %job.gate, cohort = %job.cohort, why = ?skipped, "decision not applied");
+            match written.response {
+                Response::Decided {
+                    applied: false,
+                    skipped,
+                    ..
+                } => {
+                    tracing::info!(gate = %job.gate, cohort = %job.cohort, why = ?skipped, "decision not applied");
+                }
+                Response::Decided { applied: true, .. } => {
+                    *judged += 1;
+                    node.metrics.windows_judged.inc();
+                    let latency_ms = node.bounded_now().saturating_sub(job.closed_at).max(0);
+                    node.metrics
+                        .decision_latency_seconds
+                        .observe(latency_ms as f64 / 1000.0);
+                }
+                _ => {}
             }
         }
     }
@@ -179,6 +203,7 @@ fn plan(state: &State, wall: i64, leader: u64, term: u64) -> (Vec<Job>, bool) {
         jobs.push(Job {
             gate: gate.key.clone(),
             cohort: cohort.clone(),
+            closed_at: window.end + gate.contract.grace.0,
             command: Command::Decide {
                 gate: gate.key.clone(),
                 cohort,

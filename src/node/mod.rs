@@ -13,6 +13,7 @@ pub mod error;
 pub mod evaluator;
 mod group_commit;
 mod guard;
+pub mod metrics;
 pub mod peer_service;
 pub mod timekeeper;
 mod watchdog;
@@ -30,7 +31,7 @@ use tokio::sync::watch;
 pub use config::NodeConfig;
 pub use error::NodeError;
 
-use crate::auth::Access;
+use crate::auth::{Access, Authenticate};
 use crate::consensus::network::{Network, Peers};
 use crate::consensus::Raft;
 use crate::ids::{Millis, NodeId};
@@ -39,6 +40,9 @@ use crate::state::{Command, Response};
 use crate::store::codec::{decode, encode_wire};
 use crate::store::{LogStore, StateHandle, MAX_ENTRY_BYTES};
 use crate::tls::Tls;
+
+/// Most log entries a node's apply may trail its log by and still be ready.
+pub const READY_LAG: u64 = 64;
 
 /// A committed write: what the state machine answered and the log index it went in at.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,8 +61,11 @@ pub struct Node {
     pub raft: Raft,
     pub state: Arc<StateHandle>,
     pub peers: Arc<Peers>,
-    /// Who may call this node (checked at the API edge).
+    /// Who may call this node (checked at the API edges).
     pub access: Access,
+    /// Authentication and the per-caller rate limit, shared by the gRPC and HTTP edges so a
+    /// caller has one budget whichever door it uses.
+    pub authenticate: Authenticate,
     /// This node's TLS material, when it serves mutual TLS.
     pub tls: Option<Tls>,
     /// This node's clock, its peers' clock readings and the bound on proposed time.
@@ -70,6 +77,8 @@ pub struct Node {
     /// Set once when the Raft core stopped on an error (see `watchdog`).
     fatal: watch::Receiver<Option<String>>,
     ingest_queue: tokio::sync::mpsc::Sender<group_commit::Pending>,
+    /// What this node counts and times (served at `/metrics`).
+    pub metrics: metrics::NodeMetrics,
 }
 
 /// Wall clock in epoch milliseconds.
@@ -99,6 +108,7 @@ impl Node {
         };
         let (log, sm) = crate::store::open(&config.data)?;
         let state = sm.handle();
+        let node_metrics = metrics::NodeMetrics::new(log.fsync_seconds(), sm.snapshot_metrics());
         let tls = config.tls.as_ref().map(Tls::load).transpose()?;
         let peers = Arc::new(Peers::new(&access, tls.as_ref().map(Tls::client))?);
         let network = Network {
@@ -108,12 +118,14 @@ impl Node {
         let (ingest_queue, ingest_rx) = tokio::sync::mpsc::channel(4096);
         let (fatal_tx, fatal) = watch::channel(None);
         let max_skew = i64::try_from(config.max_clock_skew_ms).unwrap_or(i64::MAX);
+        let authenticate = Authenticate::new(access.clone(), config.rate_limit);
         let node = Arc::new(Node {
             id: config.id,
             config,
             raft,
             state,
             peers,
+            authenticate,
             access,
             tls,
             time: timekeeper::TimeKeeper::new(clock, max_skew),
@@ -122,11 +134,13 @@ impl Node {
             shutdown: watch::channel(false).0,
             fatal,
             ingest_queue,
+            metrics: node_metrics,
         });
         tokio::spawn(watchdog::run(node.clone(), fatal_tx));
         tokio::spawn(evaluator::run(node.clone(), node.shutdown.subscribe()));
         tokio::spawn(timekeeper::run(node.clone(), node.shutdown.subscribe()));
         tokio::spawn(group_commit::run(node.clone(), ingest_rx));
+        tokio::spawn(count_leader_changes(node.clone()));
         Ok(node)
     }
 
@@ -191,6 +205,30 @@ impl Node {
         Some((id, addr))
     }
 
+    /// Whether this node can serve current reads: its Raft core running, a leader known, and
+    /// its apply within [`READY_LAG`] entries of its log; why not otherwise. gRPC health and
+    /// the HTTP `/readyz` both answer by this.
+    pub fn ready(&self) -> Result<(), String> {
+        if let Some(e) = self.fatal.borrow().as_ref() {
+            return Err(format!("the raft core stopped: {e}"));
+        }
+        let m = self.raft.metrics().borrow().clone();
+        if m.current_leader.is_none() {
+            return Err("no leader known".into());
+        }
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let behind = m.last_log_index.unwrap_or(0).saturating_sub(applied);
+        if behind > READY_LAG {
+            return Err(format!("applying: {behind} log entries behind"));
+        }
+        Ok(())
+    }
+
+    /// Whether the Raft core stopped on an error (the node is dead).
+    pub fn is_fatal(&self) -> bool {
+        self.fatal.borrow().is_some()
+    }
+
     /// Whether this node is the leader.
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.id)
@@ -234,6 +272,15 @@ impl Node {
                 });
             }
         }
+        let _pending = metrics::InFlight::new(&self.metrics.proposals_pending);
+        let written = self.write_through_leader(command).await;
+        if written.is_err() {
+            self.metrics.proposals_failed.inc();
+        }
+        written
+    }
+
+    async fn write_through_leader(&self, command: Command) -> Result<Written, NodeError> {
         let deadline = Instant::now() + self.config.request_timeout();
         loop {
             let leader = match self.propose(command.clone()).await {
@@ -457,6 +504,26 @@ impl Node {
             Err(_) => Err(NodeError::Timeout(format!(
                 "applying up to log index {index}"
             ))),
+        }
+    }
+}
+
+/// Counts every change of the leader this node knows (to another node, not to none), as
+/// etcd's `leader_changes_seen_total`; returns when Raft stops.
+async fn count_leader_changes(node: Arc<Node>) {
+    let mut metrics = node.raft.metrics();
+    let mut shutdown = node.shutdown.subscribe();
+    let mut known = metrics.borrow().current_leader;
+    loop {
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        let leader = metrics.borrow().current_leader;
+        if leader.is_some() && leader != known {
+            node.metrics.leader_changes.inc();
+            tracing::info!(leader = ?leader, previous = ?known, "leader changed");
+            known = leader;
         }
     }
 }

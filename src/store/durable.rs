@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::path::Path;
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+
 use super::{At, StoreError};
 
 /// Flushes a sled database and fdatasyncs its data file.
@@ -11,6 +13,8 @@ pub struct Syncer {
     db: sled::Db,
     data_file: File,
     path: std::path::PathBuf,
+    /// How long each sync took (shown by the node's metrics).
+    seconds: Histogram,
 }
 
 impl Syncer {
@@ -22,18 +26,26 @@ impl Syncer {
             db,
             data_file,
             path,
+            seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         })
     }
 
     /// Returns once everything written to the database is on disk.
     pub fn sync(&self) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         self.db
             .flush()
             .at(|| format!("flushing sled to {}", self.path.display()))?;
         self.data_file
             .sync_data()
             .at(|| format!("fdatasync of {}", self.path.display()))?;
+        self.seconds.observe(started.elapsed().as_secs_f64());
         Ok(())
+    }
+
+    /// The durations of every sync so far (a shared handle).
+    pub fn seconds(&self) -> Histogram {
+        self.seconds.clone()
     }
 
     /// sled's data file (`raft/db`), for error messages.

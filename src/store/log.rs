@@ -50,6 +50,11 @@ fn vote_err(e: impl std::error::Error + 'static) -> StorageError {
 }
 
 impl LogStore {
+    /// The durations of the log's flush + fdatasync so far (a shared handle).
+    pub fn fsync_seconds(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.inner.syncer.seconds()
+    }
+
     /// Opens the sled database in `dir` (created when missing) with the acknowledged mark in
     /// `mark_dir`, reads every value back (checksums) and refuses a log or vote older than
     /// what the mark says this node acknowledged.

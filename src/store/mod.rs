@@ -52,7 +52,7 @@ pub mod state_machine;
 use std::path::Path;
 
 pub use log::LogStore;
-pub use state_machine::{StateHandle, StateMachineStore};
+pub use state_machine::{SnapshotMetrics, StateHandle, StateMachineStore};
 
 /// Largest encoded log entry accepted on the write path.
 pub const MAX_ENTRY_BYTES: usize = 1536 * 1024;

@@ -8,6 +8,8 @@ use std::time::Instant;
 
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, watch, Notify};
 
@@ -108,6 +110,14 @@ pub struct StateMachineStore {
     handle: Arc<StateHandle>,
     dir: PathBuf,
     current: Arc<Mutex<Option<StoredSnapshot>>>,
+    metrics: SnapshotMetrics,
+}
+
+/// How long snapshots take to build and save, and how big the newest one is.
+#[derive(Debug, Clone)]
+pub struct SnapshotMetrics {
+    pub seconds: Histogram,
+    pub bytes: Gauge,
 }
 
 fn sm_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -197,11 +207,26 @@ impl StateMachineStore {
             }
             None => (Applied::default(), None),
         };
+        let metrics = SnapshotMetrics {
+            seconds: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            bytes: Gauge::default(),
+        };
+        if let Some((_, bytes)) = &current {
+            metrics
+                .bytes
+                .set(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
+        }
         Ok(Self {
             handle: Arc::new(StateHandle::new(applied)),
             dir: dir.to_owned(),
             current: Arc::new(Mutex::new(current)),
+            metrics,
         })
+    }
+
+    /// Shared handles on the snapshot timings and size.
+    pub fn snapshot_metrics(&self) -> SnapshotMetrics {
+        self.metrics.clone()
     }
 
     /// The handle readers use.
@@ -215,6 +240,9 @@ impl StateMachineStore {
         bytes: Vec<u8>,
     ) -> Result<(), StoreError> {
         write_atomic(&self.dir.join(SNAPSHOT_FILE), &bytes)?;
+        self.metrics
+            .bytes
+            .set(i64::try_from(bytes.len()).unwrap_or(i64::MAX));
         *self
             .current
             .lock()
@@ -376,9 +404,14 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             state: std::mem::take(&mut self.state),
         };
         let store = self.store.clone();
+        let started = Instant::now();
         let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, StoreError> {
             let bytes = encode_snapshot(&file)?;
             store.save_snapshot(file.meta, bytes.clone())?;
+            store
+                .metrics
+                .seconds
+                .observe(started.elapsed().as_secs_f64());
             Ok(bytes)
         })
         .await

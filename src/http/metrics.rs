@@ -1,0 +1,293 @@
+//! `/metrics` (OpenMetrics text, which Prometheus reads), `/healthz` and `/readyz`.
+//!
+//! The scrape encodes the node's registry (counters and histograms, `crate::node::metrics`)
+//! and then what describes state, read now: Raft (leader, term, indexes, replication lag as
+//! the leader sees it) and the gates this node has applied (exposure per cohort, status, kill
+//! switch, decisions by action, signals accepted).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::call::Door;
+use super::error::HttpError;
+use super::Edge;
+use crate::node::Node;
+
+pub fn routes() -> Router<Edge> {
+    Router::new()
+        .route("/metrics", get(scrape))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// OpenMetrics' content type (Prometheus negotiates it).
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn scrape(door: Door) -> Result<Response, HttpError> {
+    door.probe_allowed()?;
+    let mut text = String::new();
+    let encoded = prometheus_client::encoding::text::encode_registry(
+        &mut text,
+        door.edge.node.metrics.registry(),
+    )
+    .and_then(|()| {
+        prometheus_client::encoding::text::encode_registry(
+            &mut text,
+            &state_registry(&door.edge.node),
+        )
+    })
+    .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut text));
+    if let Err(e) = encoded {
+        return Err(HttpError::from(tonic::Status::internal(format!(
+            "encoding metrics: {e}"
+        ))));
+    }
+    Ok(([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response())
+}
+
+async fn healthz(door: Door) -> Result<Response, HttpError> {
+    door.probe_allowed()?;
+    Ok(if door.edge.node.is_fatal() {
+        let reason = door.edge.node.ready().err().unwrap_or_default();
+        (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    })
+}
+
+async fn readyz(door: Door) -> Result<Response, HttpError> {
+    door.probe_allowed()?;
+    Ok(match door.edge.node.ready() {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response(),
+    })
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FollowerLabels {
+    follower: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GateLabels {
+    gate: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CohortLabels {
+    gate: String,
+    cohort: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    gate: String,
+    cohort: String,
+    status: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    gate: String,
+    action: String,
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g: Gauge = Gauge::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
+fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
+    let c: Counter = Counter::default();
+    c.inc_by(value);
+    registry.register(name, help, c);
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The index a quorum of voters holds, as the leader sees it (`None` off the leader).
+fn quorum_index(m: &crate::consensus::RaftMetrics) -> Option<u64> {
+    let replication = m.replication.as_ref()?;
+    let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+    let mut matched: Vec<u64> = voters
+        .iter()
+        .map(|v| {
+            if *v == m.id {
+                m.last_log_index.unwrap_or(0)
+            } else {
+                replication
+                    .get(v)
+                    .and_then(|l| l.as_ref())
+                    .map_or(0, |l| l.index)
+            }
+        })
+        .collect();
+    matched.sort_unstable_by(|a, b| b.cmp(a));
+    matched.get(voters.len() / 2).copied()
+}
+
+/// What describes this node's state now, as a registry made for one scrape.
+fn state_registry(node: &Node) -> Registry {
+    let mut r = Registry::default();
+    let m = node.raft.metrics().borrow().clone();
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    let last = m.last_log_index.unwrap_or(0);
+    gauge(
+        &mut r,
+        "rampart_server_has_leader",
+        "Whether this node knows a leader (1) or not (0)",
+        i64::from(m.current_leader.is_some()),
+    );
+    gauge(
+        &mut r,
+        "rampart_server_is_leader",
+        "Whether this node is the leader",
+        i64::from(m.current_leader == Some(node.id)),
+    );
+    gauge(
+        &mut r,
+        "rampart_server_term",
+        "The Raft term this node is in",
+        signed(m.current_term),
+    );
+    gauge(
+        &mut r,
+        "rampart_server_ready",
+        "Whether this node can serve current reads (as /readyz)",
+        i64::from(node.ready().is_ok()),
+    );
+    counter(
+        &mut r,
+        "rampart_server_proposals_committed",
+        "Log entries committed (on the leader: the index a quorum holds; elsewhere: applied)",
+        quorum_index(&m).unwrap_or(applied).max(applied),
+    );
+    counter(
+        &mut r,
+        "rampart_server_proposals_applied",
+        "Log entries applied to this node's state",
+        applied,
+    );
+    gauge(
+        &mut r,
+        "rampart_raft_last_log_index",
+        "This node's last log index",
+        signed(last),
+    );
+    gauge(
+        &mut r,
+        "rampart_raft_applied_index",
+        "This node's applied index",
+        signed(applied),
+    );
+    gauge(
+        &mut r,
+        "rampart_raft_snapshot_index",
+        "The log index this node's newest snapshot covers",
+        signed(m.snapshot.map_or(0, |l| l.index)),
+    );
+    let lag: Family<FollowerLabels, Gauge> = Family::default();
+    for (id, matched) in m
+        .replication
+        .iter()
+        .flatten()
+        .filter(|(id, _)| **id != node.id)
+    {
+        let matched = matched.as_ref().map_or(0, |l| l.index);
+        lag.get_or_create(&FollowerLabels {
+            follower: id.to_string(),
+        })
+        .set(signed(last.saturating_sub(matched)));
+    }
+    r.register(
+        "rampart_raft_replication_lag_entries",
+        "Entries each follower is behind the leader's log (leader only)",
+        lag,
+    );
+    let exposure: Family<CohortLabels, Gauge<f64, AtomicU64>> = Family::default();
+    let status: Family<StatusLabels, Gauge> = Family::default();
+    let kill: Family<GateLabels, Gauge> = Family::default();
+    let signals: Family<GateLabels, Counter> = Family::default();
+    let decisions: Family<ActionLabels, Counter> = Family::default();
+    let version: Family<GateLabels, Gauge> = Family::default();
+    let state = node.state.read();
+    for g in state.state.gates.values().filter(|g| !g.deleted) {
+        let gate = g.key.to_string();
+        let labels = GateLabels { gate: gate.clone() };
+        kill.get_or_create(&labels).set(i64::from(g.kill_switch));
+        signals.get_or_create(&labels).inc_by(g.signals_accepted);
+        version.get_or_create(&labels).set(signed(g.version));
+        for (cohort, c) in &g.cohorts {
+            exposure
+                .get_or_create(&CohortLabels {
+                    gate: gate.clone(),
+                    cohort: cohort.to_string(),
+                })
+                .set(c.exposure);
+            status
+                .get_or_create(&StatusLabels {
+                    gate: gate.clone(),
+                    cohort: cohort.to_string(),
+                    status: c.status.as_str().to_owned(),
+                })
+                .set(1);
+        }
+        let mut by_action: BTreeMap<String, u64> = BTreeMap::new();
+        for d in &g.decisions {
+            *by_action.entry(d.action.label()).or_default() += 1;
+        }
+        for (action, n) in by_action {
+            decisions
+                .get_or_create(&ActionLabels {
+                    gate: gate.clone(),
+                    action,
+                })
+                .inc_by(n);
+        }
+    }
+    drop(state);
+    r.register(
+        "rampart_gate_exposure_percent",
+        "Exposure of each cohort of each gate, in percent",
+        exposure,
+    );
+    r.register(
+        "rampart_gate_cohort_status",
+        "1 for each cohort's current status",
+        status,
+    );
+    r.register(
+        "rampart_gate_kill_switch",
+        "Whether a gate's kill switch is on",
+        kill,
+    );
+    r.register(
+        "rampart_gate_version",
+        "A gate's version (moves with every decision)",
+        version,
+    );
+    r.register(
+        "rampart_gate_signals_accepted",
+        "Signals accepted for a gate since it was created (replicated: the same on every node)",
+        signals,
+    );
+    r.register(
+        "rampart_decisions",
+        "Decisions in a gate's log, by action (replicated: the same on every node)",
+        decisions,
+    );
+    r
+}

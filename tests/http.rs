@@ -1,0 +1,677 @@
+//! The HTTP edge over real HTTP against a 3-node cluster: probes, the JSON API (contracts,
+//! signals with per-line rejections and idempotency, gates, decisions, overrides, cluster),
+//! the Argo Rollouts verdict, the Flagger hooks, `/metrics`, and access control with tokens.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{now_ms, wait_until, Cluster, FAST_CONTRACT};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn with_http(config: &mut rampart::node::NodeConfig, _: &std::path::Path) {
+    config.http = Some("127.0.0.1:0".parse().expect("addr"));
+}
+
+fn url(cluster: &Cluster, i: usize, path: &str) -> String {
+    format!(
+        "{}{path}",
+        cluster.nodes[i].http_url().expect("an HTTP listener")
+    )
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.text().await.expect("body");
+    let value = serde_json::from_str(&body).unwrap_or_else(|_| json!({"text": body}));
+    (status, value)
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (StatusCode, Value) {
+    json_of(client.get(url).send().await.expect("GET")).await
+}
+
+/// One healthy second of `fast` (both arms), as JSON lines at `at`.
+fn healthy_lines(at: i64, cohort: &str) -> String {
+    let at = rampart::engine::signal::format_time(at);
+    [true, false]
+        .iter()
+        .map(|t| {
+            json!({"gate": "fast", "metric": "error_rate", "cohort": cohort,
+                "arm": if *t { "treatment" } else { "control" }, "at": at, "events": 1, "trials": 200})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The value of a metric line `name{labels} value` in a scrape.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_json_api_hooks_and_metrics_over_real_http() {
+    let cluster = Cluster::start_with(3, with_http).await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.follower(leader);
+    let client = reqwest::Client::new();
+
+    for i in 0..3 {
+        let (status, body) = get(&client, &url(&cluster, i, "/healthz")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = get(&client, &url(&cluster, i, "/readyz")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    // A contract through a follower (forwarded to the leader), YAML as written.
+    let put = client
+        .put(url(&cluster, follower, "/v1/contracts/fast"))
+        .header("content-type", "application/yaml")
+        .body(FAST_CONTRACT)
+        .send()
+        .await
+        .expect("PUT");
+    let (status, body) = json_of(put).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["contract_version"], 1);
+    // The path and the body must agree on the gate.
+    let (status, body) = json_of(
+        client
+            .put(url(&cluster, follower, "/v1/contracts/other"))
+            .body(FAST_CONTRACT)
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "gate");
+    // A JSON contract with two cohorts, its gate taken from the path.
+    let two = json!({"variants": {"treatment": "new", "fallback": "old"}, "ladder": [10, 100],
+        "window": "1h", "stage_min_duration": "1h", "cohorts": ["mobile", "desktop"],
+        "metrics": [{"name": "error_rate", "kind": "rate", "better": "lower", "guardrail": true, "kill": {"above": 0.05}}]});
+    let (status, body) = json_of(
+        client
+            .put(url(&cluster, follower, "/v1/contracts/two"))
+            .json(&two)
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = get(&client, &url(&cluster, follower, "/v1/contracts/two")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(
+        body["yaml"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("desktop"),
+        "{body}"
+    );
+    // An invalid contract names its field.
+    let (status, body) = json_of(
+        client
+            .put(url(&cluster, follower, "/v1/contracts/bad"))
+            .json(&json!({"ladder": [10, 100], "window": "1h", "metrics": []}))
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["code"], "invalid_argument");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+
+    // Signals: the key is required; good lines are kept beside a bad one.
+    let signals_url = url(&cluster, follower, "/v1/signals");
+    let (status, body) = json_of(
+        client
+            .post(&signals_url)
+            .body(healthy_lines(now_ms(), "mobile"))
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "Idempotency-Key");
+    // Wait for the gate's first full window: signals before it are refused by design.
+    let first_window = cluster.nodes[0]
+        .node
+        .state
+        .read()
+        .state
+        .gates
+        .values()
+        .find(|g| g.key.to_string() == "fast")
+        .map(|g| g.first_window)
+        .expect("gate");
+    wait_until(Duration::from_secs(10), "the first window", || async {
+        (now_ms() > first_window + 50).then_some(())
+    })
+    .await;
+    let bad = json!({"gate": "fast", "metric": "error_rate", "cohort": "mobile", "arm": "treatment",
+        "at": rampart::engine::signal::format_time(now_ms()), "events": 300, "trials": 200});
+    let body = format!("{}\n{bad}\nnot json\n", healthy_lines(now_ms(), "mobile"));
+    let push = || {
+        client
+            .post(&signals_url)
+            .header("idempotency-key", "http-test-1")
+            .header("content-type", "application/x-ndjson")
+            .body(body.clone())
+            .send()
+    };
+    let (status, first) = json_of(push().await.expect("POST")).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["accepted"], 2, "{first}");
+    assert_eq!(first["duplicate"], false);
+    let lines: Vec<u64> = first["rejections"]
+        .as_array()
+        .expect("rejections")
+        .iter()
+        .map(|r| r["line"].as_u64().expect("line"))
+        .collect();
+    assert_eq!(lines, vec![3, 4], "in the body's order: {first}");
+    let events = first["rejections"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["line"] == 3))
+        .expect("line 3");
+    assert_eq!(events["field"], "events", "{first}");
+    let (status, again) = json_of(push().await.expect("POST")).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        again["duplicate"], true,
+        "a retry counts nothing twice: {again}"
+    );
+    let (_, gate) = get(&client, &url(&cluster, follower, "/v1/gates/fast")).await;
+    assert_eq!(gate["signals_accepted"], 2, "{gate}");
+    // A JSON array names positions by index.
+    let array = json!([{"gate": "fast"}]);
+    let (status, body) = json_of(
+        client
+            .post(&signals_url)
+            .header("idempotency-key", "http-test-2")
+            .json(&array)
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 0);
+    assert_eq!(body["rejections"][0]["index"], 0, "{body}");
+
+    // Reads and their errors.
+    let (status, body) = get(&client, &url(&cluster, follower, "/v1/gates")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["gates"].as_array().map(Vec::len), Some(2), "{body}");
+    let (status, body) = get(&client, &url(&cluster, follower, "/v1/gates/nope")).await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::NOT_FOUND, json!("not_found"))
+    );
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/fast?consistency=eventual"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("consistency"))
+    );
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/fast?colour=red"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("colour"))
+    );
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/fast?consistency=local"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["read"]["consistency"], "local");
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/fast/evaluate?unit=u-1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["bucket"].is_u64(), "{body}");
+    let (status, body) = get(&client, &url(&cluster, follower, "/v1/cluster")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["leader"], leader);
+    assert_eq!(body["nodes"].as_array().map(Vec::len), Some(3), "{body}");
+
+    // The Argo verdict, from any node.
+    for i in 0..3 {
+        let (status, v) = get(&client, &url(&cluster, i, "/v1/gates/fast/verdict")).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        assert_eq!(v["cohort"], "mobile");
+        assert_eq!(v["abort"], false, "{v}");
+        assert_eq!(v["stale"], false, "{v}");
+    }
+    let (status, body) = get(&client, &url(&cluster, follower, "/v1/gates/two/verdict")).await;
+    assert_eq!(
+        (status, body["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("cohort"))
+    );
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/two/verdict?cohort=tv"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let flagger = |hook: &str| {
+        client
+            .post(url(&cluster, follower, &format!("/v1/flagger/{hook}")))
+            .json(
+                &json!({"name": "checkout", "namespace": "shop", "phase": "Progressing",
+                "metadata": {"gate": "two", "cohort": "desktop"}}),
+            )
+            .send()
+    };
+    let go = flagger("confirm-rollout").await.expect("hook");
+    assert_eq!(go.status(), StatusCode::OK);
+    let wait = flagger("confirm-promotion").await.expect("hook");
+    assert_eq!(wait.status(), StatusCode::FORBIDDEN);
+    assert!(wait.text().await.expect("text").contains("two/desktop"));
+    let no = flagger("rollback").await.expect("hook");
+    assert_eq!(no.status(), StatusCode::FORBIDDEN);
+
+    // A kill through the API: the verdict aborts, Flagger's rollback hook confirms.
+    let (status, body) = json_of(
+        client
+            .post(url(&cluster, follower, "/v1/gates/two/overrides"))
+            .json(&json!({"kind": "kill", "actor": "sre", "reason": "drill"}))
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["kill_switch"], true);
+    let (status, body) = json_of(
+        client
+            .post(url(&cluster, follower, "/v1/gates/two/overrides"))
+            .json(&json!({"kind": "explode", "reason": "x"}))
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("kind"))
+    );
+    cluster.wait_converged().await;
+    for i in 0..3 {
+        let (_, v) = get(
+            &client,
+            &url(&cluster, i, "/v1/gates/two/verdict?cohort=desktop"),
+        )
+        .await;
+        assert_eq!(v["decision"], "kill", "{v}");
+        assert_eq!(v["abort"], true, "{v}");
+        assert!(
+            v["summary"].as_str().is_some_and(|s| s.contains("drill")),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        flagger("rollback").await.expect("hook").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        flagger("confirm-traffic-increase")
+            .await
+            .expect("hook")
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/two/decisions?limit=1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["decisions"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
+
+    // Metrics: one leader among the three; the kill switch on every node; counters moved.
+    let mut leaders = 0.0;
+    for i in 0..3 {
+        let response = client
+            .get(url(&cluster, i, "/metrics"))
+            .send()
+            .await
+            .expect("scrape");
+        assert!(response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")));
+        let text = response.text().await.expect("text");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        leaders += metric(&text, "rampart_server_is_leader").expect("is_leader");
+        assert_eq!(metric(&text, "rampart_server_has_leader"), Some(1.0));
+        assert_eq!(
+            metric(&text, "rampart_gate_kill_switch{gate=\"two\"}"),
+            Some(1.0),
+            "{text}"
+        );
+        assert_eq!(
+            metric(&text, "rampart_gate_signals_accepted_total{gate=\"fast\"}"),
+            Some(2.0),
+            "{text}"
+        );
+        assert!(
+            text.contains("rampart_disk_wal_fsync_duration_seconds_count"),
+            "{text}"
+        );
+        if i == follower {
+            assert_eq!(
+                metric(&text, "rampart_signals_accepted_total"),
+                Some(2.0),
+                "{text}"
+            );
+            assert!(
+                metric(&text, "rampart_signals_rejected_total{field=\"events\"}").is_some(),
+                "{text}"
+            );
+            assert!(
+                metric(&text, "rampart_http_requests_total{route=\"/v1/signals\",method=\"POST\",code=\"200\"}")
+                    .is_some_and(|n| n >= 3.0),
+                "{text}"
+            );
+        }
+    }
+    assert_eq!(leaders, 1.0, "exactly one node says it leads");
+
+    // With the leader and one follower gone, the last node answers the verdict, stale.
+    let last = (0..3)
+        .find(|i| *i != follower && cluster.nodes[*i].node.id != leader)
+        .expect("the other follower");
+    let verdict_url = url(&cluster, last, "/v1/gates/two/verdict?cohort=desktop");
+    let readyz = url(&cluster, last, "/readyz");
+    let mut nodes = cluster.nodes;
+    let kept = nodes.remove(last);
+    for n in nodes {
+        n.stop().await.expect("stop");
+    }
+    let stale = wait_until(Duration::from_secs(10), "a stale verdict", || async {
+        let (status, v) = get(&client, &verdict_url).await;
+        (status == StatusCode::OK && v["stale"] == true).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        stale["decision"], "kill",
+        "still the last known decision: {stale}"
+    );
+    assert_eq!(
+        client.get(&readyz).send().await.expect("readyz").status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    kept.stop().await.expect("stop");
+}
+
+const CLUSTER_TOKEN: &str = "cluster-token-cluster-token-0123456789";
+const READER: &str = "reader-token-reader-token-0123456789ab";
+const OPERATOR: &str = "operator-token-operator-token-01234567";
+
+fn access(protect_probes: bool) -> impl Fn(&mut rampart::node::NodeConfig, &std::path::Path) {
+    move |config, dir| {
+        let path = dir.join(format!("access-{}.toml", config.id));
+        let text = format!(
+            "cluster_token = \"{CLUSTER_TOKEN}\"\nprotect_probes = {protect_probes}\n\
+             [[tokens]]\nname = \"dash\"\nrole = \"reader\"\ntoken = \"{READER}\"\n\
+             [[tokens]]\nname = \"oncall\"\nrole = \"operator\"\ntoken = \"{}\"\n",
+            rampart::auth::hash_token(OPERATOR)
+        );
+        std::fs::write(&path, text).expect("access file");
+        config.access = Some(path);
+        with_http(config, dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_and_roles_guard_the_http_api() {
+    let cluster = Cluster::start_with(3, access(false)).await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.follower(leader);
+    let client = reqwest::Client::new();
+    let gates = url(&cluster, follower, "/v1/gates");
+
+    let none = client.get(&gates).send().await.expect("GET");
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(none.headers()["www-authenticate"], "Bearer");
+    let (_, body) = json_of(none).await;
+    assert_eq!(body["field"], "authorization", "{body}");
+    let wrong = client
+        .get(&gates)
+        .bearer_auth("x".repeat(40))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let ok = client
+        .get(&gates)
+        .bearer_auth(READER)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    let put = |token: &'static str| {
+        client
+            .put(url(&cluster, follower, "/v1/contracts/fast"))
+            .bearer_auth(token)
+            .body(FAST_CONTRACT)
+            .send()
+    };
+    let (status, body) = json_of(put(READER).await.expect("PUT")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "permission_denied");
+    // An operator (its token stored hashed) may change contracts and act; the decision
+    // names the token.
+    let (status, body) = json_of(put(OPERATOR).await.expect("PUT")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, decision) = json_of(
+        client
+            .post(url(&cluster, follower, "/v1/gates/fast/overrides"))
+            .bearer_auth(OPERATOR)
+            .json(&json!({"kind": "hold", "actor": "sre", "reason": "look"}))
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{decision}");
+    assert_eq!(
+        decision["decided_by"], "operator:sre (token oncall)",
+        "{decision}"
+    );
+
+    // Probes are open by default.
+    assert_eq!(
+        client
+            .get(url(&cluster, follower, "/metrics"))
+            .send()
+            .await
+            .expect("scrape")
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        client
+            .get(url(&cluster, follower, "/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        StatusCode::OK
+    );
+    cluster.stop().await;
+
+    let cluster = Cluster::start_with(1, access(true)).await;
+    let scrape = url(&cluster, 0, "/metrics");
+    assert_eq!(
+        client.get(&scrape).send().await.expect("scrape").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        client
+            .get(&scrape)
+            .bearer_auth(READER)
+            .send()
+            .await
+            .expect("scrape")
+            .status(),
+        StatusCode::OK
+    );
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_in_the_openapi_document_is_served() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.yaml"))
+        .expect("docs/openapi.yaml");
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("YAML");
+    let paths = doc["paths"].as_mapping().expect("paths");
+    assert!(paths.len() >= 14, "the document lists the routes");
+    let cluster = Cluster::start_with(1, with_http).await;
+    let client = reqwest::Client::new();
+    let mut checked = 0;
+    for (path, item) in paths {
+        let path = path.as_str().expect("path");
+        let concrete = path
+            .replace("{gate}", "fast")
+            .replace("{hook}", "confirm-rollout");
+        for (method, _) in item.as_mapping().expect("operations") {
+            let method = method.as_str().expect("method").to_uppercase();
+            let response = client
+                .request(method.parse().expect("method"), url(&cluster, 0, &concrete))
+                .header("idempotency-key", "route-check")
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("request");
+            let status = response.status();
+            let (_, body) = json_of(response).await;
+            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+            let unrouted = body["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("no route"));
+            assert!(
+                !unrouted,
+                "{method} {path} is documented but not served: {body}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 16, "{checked} operations");
+    // And an undocumented path answers the API's error shape.
+    let (status, body) = get(&client, &url(&cluster, 0, "/v1/nothing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "not_found");
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
+    // Three nodes, scraped at the leader: it alone has the replication series.
+    let cluster = Cluster::start_with(3, with_http).await;
+    let leader = cluster.wait_for_leader().await;
+    let at = cluster
+        .nodes
+        .iter()
+        .position(|n| n.node.id == leader)
+        .expect("leader");
+    let client = reqwest::Client::new();
+    // And a gate, for the gates' series.
+    let put = client
+        .put(url(&cluster, at, "/v1/contracts/fast"))
+        .body(FAST_CONTRACT)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), StatusCode::OK);
+    // And a refused signal, for the rejection series.
+    let push = client
+        .post(url(&cluster, at, "/v1/signals"))
+        .header("idempotency-key", "names")
+        .body("{\"gate\": \"fast\"}")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(push.status(), StatusCode::OK);
+    // And a gRPC call, for the per-method series.
+    rampart::proto::v1::gates_client::GatesClient::new(cluster.channel(at).await)
+        .list_gates(rampart::proto::v1::ListGatesRequest::default())
+        .await
+        .expect("gRPC");
+    let scrape = client
+        .get(url(&cluster, at, "/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    let served: std::collections::BTreeSet<&str> = scrape
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for file in [
+        "cluster/prometheus/alerts.yml",
+        "cluster/grafana/rampart.json",
+    ] {
+        let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR")))
+            .expect("file");
+        let used = metric_names(&text);
+        assert!(used.len() >= 5, "{file} uses rampart's metrics");
+        for metric in used {
+            let base = ["_total", "_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| metric.strip_suffix(s))
+                .unwrap_or(&metric);
+            assert!(
+                served.contains(base),
+                "{file} uses {metric}, which a node does not serve"
+            );
+        }
+    }
+    cluster.stop().await;
+}
+
+/// Every `rampart_...` metric name in `text`.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("rampart_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        out.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    out
+}
