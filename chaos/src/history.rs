@@ -231,7 +231,8 @@ pub struct DecisionRecord {
     pub window_end: Option<Millis>,
     pub kill_switch_before: bool,
     pub kill_switch: bool,
-    /// `leader:<node>@<term>` or `operator:<actor>`.
+    /// `leader:<node>@<term>` or `operator:<actor>` (with access control on and a token
+    /// named other than the actor: `operator:<actor> (token <name>)`).
     pub decided_by: String,
     pub at_ms: Millis,
     pub reason: String,
@@ -242,6 +243,23 @@ pub struct DecisionRecord {
 }
 
 impl DecisionRecord {
+    /// Whether an operator who called themselves `actor` made this decision: `operator:actor`,
+    /// or `operator:actor (token NAME)` when the node recorded the token the call showed.
+    pub fn by_operator(&self, actor: &str) -> bool {
+        let Some(rest) = self
+            .decided_by
+            .strip_prefix("operator:")
+            .and_then(|r| r.strip_prefix(actor))
+        else {
+            return false;
+        };
+        rest.is_empty()
+            || rest
+                .strip_prefix(" (token ")
+                .and_then(|t| t.strip_suffix(')'))
+                .is_some_and(|name| !name.is_empty() && !name.contains(' '))
+    }
+
     /// Whether two records are the same decision (what every node must agree on).
     pub fn same_as(&self, other: &DecisionRecord) -> bool {
         self == other

@@ -322,3 +322,31 @@ fn on_time_signals_refused_are_a_blind_gate() {
     );
     assert_eq!(clock[0].ops, vec![100, 101, 102]);
 }
+
+/// With access control on, a node records the token next to the actor the caller typed.
+fn resumed_by(decided_by: &str) -> Record {
+    let mut r = clean();
+    for n in &mut r.nodes {
+        n.gates.get_mut("g").unwrap().decisions[4].decided_by = decided_by.into();
+    }
+    sync_watch(&mut r);
+    r
+}
+
+#[test]
+fn a_resume_recorded_with_its_token_is_the_operators() {
+    let report = run(&resumed_by("operator:sre (token deploy-eu)"));
+    assert!(report.ok(), "{report:#?}");
+}
+
+#[test]
+fn a_resume_by_another_actor_or_a_mangled_token_is_caught() {
+    for by in [
+        "operator:mallory (token sre)",
+        "operator:sre-bot",
+        "operator:sre (token )",
+        "operator:sre (token a b)",
+    ] {
+        only(&run(&resumed_by(by)), Invariant::KillSwitch);
+    }
+}

@@ -36,7 +36,7 @@ pub fn check(record: &Record, logs: &BTreeMap<String, Vec<DecisionRecord>>) -> V
                         Call::Override { input, .. } => {
                             input.gate == *gate
                                 && input.kind == "resume"
-                                && d.decided_by == format!("operator:{}", input.actor)
+                                && d.by_operator(&input.actor)
                                 && d.reason.ends_with(&input.reason)
                         }
                         _ => false,

@@ -104,10 +104,8 @@ pub fn check(
             ),
             (Call::Override { input, .. }, Outcome::Unknown) => {
                 let applied = logs.get(&input.gate).and_then(|l| {
-                    l.iter().find(|d| {
-                        d.decided_by == format!("operator:{}", input.actor)
-                            && d.reason.ends_with(&input.reason)
-                    })
+                    l.iter()
+                        .find(|d| d.by_operator(&input.actor) && d.reason.ends_with(&input.reason))
                 });
                 let Some(d) = applied else { continue };
                 (

@@ -112,7 +112,7 @@ impl Loopback {
             let hosts = (1..=MAX_ID)
                 .map(|id| format!("127.0.0.{}", 10 + id))
                 .collect();
-            Some(Secure::create(&dir.join("secure"), hosts)?)
+            Some(Secure::loopback(&dir.join("secure"), hosts)?)
         } else {
             None
         };

@@ -3,62 +3,128 @@
 //! `docker pause` and `docker network disconnect` (a disconnected node is cut from every peer
 //! and from the drill's clients, which move to the other nodes).
 //!
+//! The compose file serves mutual TLS with tokens from the secrets directory it is given
+//! (`RAMPART_SECRETS`): each drill makes a fresh one under its own directory
+//! ([`Secure::compose`]). With `--secure` the drill's clients use TLS and the admin token;
+//! without, a generated override file (`compose-plain.yml` beside the secrets) drops the
+//! nodes' security flags and the healthcheck's TLS, so the drills also run plaintext, as a
+//! baseline that tells a TLS problem from a consensus one.
+//!
 //! The drill's clients reach the containers at their fixed addresses on the compose network.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context};
 
 use super::cluster::{run, Cluster};
+use super::secure::{ClientSecurity, Secure};
 
 const PROJECT: &str = "rampartchaos";
 const SUBNET_PREFIX: &str = "172.31.250";
 const PORT_PREFIX: &str = "760";
 const COMPOSE: &str = "cluster/compose-3.yml";
+/// The services of [`COMPOSE`]: node1..3 and the spare node4.
+const SERVICES: u64 = 4;
 
 pub struct Docker {
     ids: Vec<u64>,
     cut: Vec<u64>,
     image: String,
+    /// The secrets directory the compose file mounts (absolute).
+    secrets: PathBuf,
+    /// The plaintext override, when the drill runs without `--secure`.
+    plain: Option<PathBuf>,
+    secure: Option<Secure>,
 }
 
-fn compose(image: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new("docker-compose")
-        .args(["-p", PROJECT, "-f", COMPOSE, "--profile", "spare"])
-        .args(args)
-        .env("RAMPART_IMAGE", image)
-        .env("RAMPART_SUBNET_PREFIX", SUBNET_PREFIX)
-        .env("RAMPART_PORT_PREFIX", PORT_PREFIX)
-        .output()
-        .context("running docker-compose")?;
-    if !out.status.success() {
-        bail!(
-            "docker-compose {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+/// The override that turns the compose file's security off, for every service of it.
+fn plain_override() -> String {
+    let mut text = String::from(
+        "# Made by rampart-chaos for a drill without --secure: plaintext, no access file.\nservices:\n",
+    );
+    for id in 1..=SERVICES {
+        text.push_str(&format!(
+            "  node{id}:\n    command: [\"serve\", \"--id\", \"{id}\", \"--listen\", \"0.0.0.0:7400\", \"--advertise\", \"node{id}:7400\", \"--data\", \"/data\"]\n    healthcheck:\n      test: [\"CMD\", \"/rampart\", \"--endpoint\", \"http://127.0.0.1:7400\", \"health\"]\n"
+        ));
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    text
 }
 
 impl Docker {
-    /// Brings up nodes 1..=n (fresh volumes). Needs the image (`cluster/build-image.sh`).
-    pub fn new(image: &str, _drill: &str, n: u64) -> anyhow::Result<Self> {
-        let _ = compose(image, &["down", "-v", "--remove-orphans"]);
-        let services: Vec<String> = (1..=n).map(|i| format!("node{i}")).collect();
-        let mut args = vec!["up", "-d"];
-        args.extend(services.iter().map(String::as_str));
-        compose(image, &args)?;
-        Ok(Self {
+    /// Brings up nodes 1..=n (fresh volumes, fresh secrets under `dir`), secured or not.
+    /// Needs the image (`cluster/build-image.sh`).
+    pub fn new(image: &str, dir: &Path, n: u64, secure: bool) -> anyhow::Result<Self> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir)?;
+        let secrets = std::fs::canonicalize(dir)?.join("secrets");
+        // As cluster/up.sh names them: peers dial the service name, the drill's clients the
+        // address, the healthcheck 127.0.0.1.
+        let nodes: Vec<(u64, Vec<String>)> = (1..=SERVICES)
+            .map(|id| {
+                let names = [
+                    format!("node{id}"),
+                    Self::ip(id),
+                    "localhost".into(),
+                    "127.0.0.1".into(),
+                ];
+                (id, names.to_vec())
+            })
+            .collect();
+        let made = Secure::compose(&secrets, &nodes)?;
+        let plain = if secure {
+            None
+        } else {
+            let path = secrets.with_file_name("compose-plain.yml");
+            std::fs::write(&path, plain_override())?;
+            Some(path)
+        };
+        let cluster = Self {
             ids: (1..=n).collect(),
             cut: Vec::new(),
             image: image.to_owned(),
-        })
+            secrets,
+            plain,
+            secure: secure.then_some(made),
+        };
+        let _ = cluster.compose(&["down", "-v", "--remove-orphans"]);
+        let services: Vec<String> = (1..=n).map(|i| format!("node{i}")).collect();
+        let mut args = vec!["up", "-d"];
+        args.extend(services.iter().map(String::as_str));
+        cluster.compose(&args)?;
+        Ok(cluster)
+    }
+
+    fn compose(&self, args: &[&str]) -> anyhow::Result<String> {
+        let mut command = Command::new("docker-compose");
+        command.args(["-p", PROJECT, "-f", COMPOSE]);
+        if let Some(plain) = &self.plain {
+            command.arg("-f").arg(plain);
+        }
+        let out = command
+            .args(["--profile", "spare"])
+            .args(args)
+            .env("RAMPART_IMAGE", &self.image)
+            .env("RAMPART_SUBNET_PREFIX", SUBNET_PREFIX)
+            .env("RAMPART_PORT_PREFIX", PORT_PREFIX)
+            .env("RAMPART_SECRETS", &self.secrets)
+            .output()
+            .context("running docker-compose")?;
+        if !out.status.success() {
+            bail!(
+                "docker-compose {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     fn container(&self, id: u64) -> anyhow::Result<String> {
-        let id = compose(&self.image, &["ps", "-q", &format!("node{id}")])?;
+        let id = self.compose(&["ps", "-q", &format!("node{id}")])?;
         let id = id.trim().to_owned();
         if id.is_empty() {
             bail!("no container for the node");
@@ -94,19 +160,27 @@ impl Cluster for Docker {
     fn endpoints(&self) -> BTreeMap<u64, String> {
         self.ids
             .iter()
-            .map(|id| (*id, format!("http://{}:7400", Self::ip(*id))))
+            .map(|id| {
+                let scheme = if self.secure.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                (*id, format!("{scheme}://{}:7400", Self::ip(*id)))
+            })
             .collect()
+    }
+
+    fn client_security(&self) -> anyhow::Result<Option<ClientSecurity>> {
+        self.secure.as_ref().map(Secure::client).transpose()
     }
 
     fn start(&mut self, id: u64) -> anyhow::Result<()> {
         if !self.ids.contains(&id) {
             self.ids.push(id);
         }
-        compose(
-            &self.image,
-            &["up", "-d", "--no-recreate", &format!("node{id}")],
-        )
-        .map(|_| ())?;
+        self.compose(&["up", "-d", "--no-recreate", &format!("node{id}")])
+            .map(|_| ())?;
         // A killed container is not restarted by `up --no-recreate`.
         run("docker", &["start", &self.container(id)?]).map(|_| ())
     }
@@ -160,7 +234,7 @@ impl Cluster for Docker {
     }
 
     fn wipe(&mut self, id: u64) -> anyhow::Result<()> {
-        compose(&self.image, &["rm", "-sfv", &format!("node{id}")])?;
+        self.compose(&["rm", "-sfv", &format!("node{id}")])?;
         let _ = run("docker", &["volume", "rm", &format!("{PROJECT}_node{id}")]);
         self.ids.retain(|i| *i != id);
         Ok(())
@@ -173,6 +247,6 @@ impl Cluster for Docker {
                 let _ = run("docker", &["unpause", &c]);
             }
         }
-        let _ = compose(&self.image, &["down", "-v", "--remove-orphans", "-t", "2"]);
+        let _ = self.compose(&["down", "-v", "--remove-orphans", "-t", "2"]);
     }
 }
