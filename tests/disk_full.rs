@@ -3,7 +3,9 @@
 //! `rampart serve` exits non-zero (for a supervisor to restart it) instead of living on with
 //! an applied index that never moves again.
 //!
-//! The disk is a small tmpfs filled to the last byte, so these tests need root (mount); they
+//! A disk remounted read-only: the node refuses to start on it, naming the file and the cause.
+//!
+//! The disk is a small tmpfs filled to the last byte (or remounted read-only), so these tests need root (mount); they
 //! say so and pass without checking anything when the mount is refused.
 
 mod common;
@@ -252,4 +254,80 @@ async fn rampart_serve_exits_non_zero_when_its_disk_fills() {
         log.contains("No space left on device") && log.contains("ERROR"),
         "stderr says why at error level: {log}"
     );
+}
+
+/// A disk the kernel remounted read-only (as ext4's `errors=remount-ro` does after an I/O
+/// error): the node, restarted on it, refuses to start with an error that names the file and
+/// says why, instead of serving a state it can no longer make durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_on_a_read_only_disk_refuses_to_start_and_says_why() {
+    let Some(disk) = Tmpfs::mount(48) else {
+        return;
+    };
+    let data: PathBuf = disk.path().join("node3");
+    let mut cluster = Cluster::start_with(3, |config, _| {
+        if config.id == 3 {
+            config.data.clone_from(&data);
+        }
+    })
+    .await;
+    ContractsClient::new(cluster.channel(0).await)
+        .put_contract(pb::PutContractRequest {
+            yaml: FAST_CONTRACT.into(),
+        })
+        .await
+        .expect("contract");
+    cluster.wait_converged().await;
+    let third = cluster.nodes.remove(2);
+    let config = third.node.config.clone();
+    third.stop().await.expect("stop node 3");
+    // The kernel refuses (EBUSY) while a file is open for writing: wait for the stopped node's
+    // last handles to close.
+    let dir = disk.path().to_owned();
+    wait_until(
+        Duration::from_secs(20),
+        "the tmpfs remounted read-only",
+        || {
+            let dir = dir.clone();
+            async move {
+                Command::new("mount")
+                    .args(["-o", "remount,ro"])
+                    .arg(&dir)
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+    let refused = match rampart::server::start(config).await {
+        Ok(running) => {
+            running.stop().await.ok();
+            panic!("node 3 started on a read-only disk");
+        }
+        Err(e) => format!("{e:#}"),
+    };
+    eprintln!("node 3 refused: {refused}");
+    assert!(
+        refused.contains("Read-only file system"),
+        "the error says why: {refused}"
+    );
+    assert!(
+        refused.contains(&data.display().to_string()),
+        "the error names the file: {refused}"
+    );
+    // The two others go on serving writes.
+    let signals = SignalsClient::new(cluster.channel(0).await);
+    wait_until(
+        Duration::from_secs(20),
+        "a write on the healthy pair",
+        || {
+            let request = batch(2_000_000 + rand_index());
+            let mut signals = signals.clone();
+            async move { signals.ingest(request).await.ok().map(|_| ()) }
+        },
+    )
+    .await;
+    cluster.stop().await;
 }
