@@ -319,6 +319,25 @@ pub fn sketch_from_parts(
     }
 }
 
+/// The earliest event time an RFC 3339 time can spell (`0000-01-01T00:00:00Z`).
+pub const MIN_AT: Millis = -62_167_219_200_000;
+/// The latest (`9999-12-31T23:59:59.999Z`): a signal file can hold no later time, so neither
+/// may a signal that arrives another way (it could not be written back as a line).
+pub const MAX_AT: Millis = 253_402_300_799_999;
+
+/// Checks an event time that did not come as RFC 3339 text (protobuf): within what a signal
+/// line can spell.
+pub fn check_time(field: &str, at: Millis) -> Result<Millis, SignalError> {
+    if (MIN_AT..=MAX_AT).contains(&at) {
+        Ok(at)
+    } else {
+        Err(SignalError::new(
+            field,
+            format!("{at} ms since the epoch is outside the years 0000 to 9999"),
+        ))
+    }
+}
+
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
 pub fn parse_time(field: &str, text: &str) -> Result<Millis, SignalError> {
     chrono::DateTime::parse_from_rfc3339(text)
@@ -562,6 +581,16 @@ mod tests {
             bins: [(1, 1)].into_iter().collect(),
         };
         assert_eq!(sketch.count(), u64::MAX);
+    }
+
+    #[test]
+    fn the_time_range_is_what_a_line_can_spell() {
+        for at in [MIN_AT, MAX_AT] {
+            assert_eq!(parse_time("at", &format_time(at)), Ok(at), "{at}");
+            assert_eq!(check_time("at", at), Ok(at));
+        }
+        assert_eq!(check_time("at", MAX_AT + 1).unwrap_err().field, "at");
+        assert_eq!(check_time("at", MIN_AT - 1).unwrap_err().field, "at");
     }
 
     #[test]
