@@ -51,7 +51,8 @@ impl Api {
     }
 }
 
-fn member(field: &str, m: Option<&pb::Member>) -> Result<(u64, String), ApiError> {
+/// A member of a membership request: its id and address; errors name the field.
+pub fn member(field: &str, m: Option<&pb::Member>) -> Result<(u64, String), ApiError> {
     let m = m.ok_or_else(|| ApiError::invalid(field, "is required"))?;
     if m.id == 0 {
         return Err(ApiError::invalid(

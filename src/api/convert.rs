@@ -55,6 +55,7 @@ pub fn signal(s: &pb::Signal) -> Result<Signal, SignalError> {
         s.at.as_ref()
             .map(millis)
             .ok_or_else(|| SignalError::new("at", "is required"))?;
+    let at = crate::engine::signal::check_time("at", at)?;
     let measurement = match &s.measurement {
         Some(pb::signal::Measurement::Rate(r)) => Measurement::Rate {
             events: r.events,
@@ -304,5 +305,20 @@ mod tests {
             ..pb::Sketch::default()
         });
         assert_eq!(signal(&negative).unwrap_err().field, "values[1]");
+    }
+
+    #[test]
+    fn a_time_no_signal_line_can_spell_is_refused() {
+        let mut raw = latency(pb::Sketch {
+            values: vec![0.1],
+            ..pb::Sketch::default()
+        });
+        raw.at = Some(Timestamp {
+            seconds: 26_412_113_292_372,
+            nanos: 0,
+        });
+        assert_eq!(signal(&raw).unwrap_err().field, "at");
+        raw.at = Some(timestamp(crate::engine::signal::MAX_AT));
+        assert!(signal(&raw).is_ok());
     }
 }

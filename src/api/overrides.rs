@@ -30,7 +30,8 @@ fn required_text(field: &str, value: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_owned())
 }
 
-fn parse(request: &pb::OverrideRequest) -> Result<Override, ApiError> {
+/// An override request to a checked override; errors name the field.
+pub fn parse(request: &pb::OverrideRequest) -> Result<Override, ApiError> {
     let kind = match pb::OverrideKind::try_from(request.kind) {
         Ok(pb::OverrideKind::Hold) => OverrideKind::Hold,
         Ok(pb::OverrideKind::Resume) => OverrideKind::Resume,

@@ -33,11 +33,10 @@ fn decision_event(d: &crate::state::Decision) -> Event {
     })
 }
 
-/// Starts a watch: validates the request and spawns the producer task.
-pub fn start(
-    node: Arc<Node>,
-    request: pb::WatchRequest,
-) -> Result<ReceiverStream<Event>, ApiError> {
+/// A watch request's gates and resume points, checked; errors name the field.
+pub fn parse_request(
+    request: &pb::WatchRequest,
+) -> Result<(BTreeSet<GateKey>, BTreeMap<GateKey, u64>), ApiError> {
     if request.gates.is_empty() {
         return Err(ApiError::invalid("gates", "name at least one gate"));
     }
@@ -64,6 +63,15 @@ pub fn start(
         }
         resume.insert(key, *version);
     }
+    Ok((gates, resume))
+}
+
+/// Starts a watch: validates the request and spawns the producer task.
+pub fn start(
+    node: Arc<Node>,
+    request: pb::WatchRequest,
+) -> Result<ReceiverStream<Event>, ApiError> {
+    let (gates, resume) = parse_request(&request)?;
     let (tx, rx) = mpsc::channel(256);
     let decisions = node.state.subscribe();
     tokio::spawn(produce(node, gates, resume, decisions, tx));

@@ -102,8 +102,11 @@ pub struct Variants {
 
 /// Where a metric's baseline comes from. Written `baseline: control`,
 /// `baseline: { rolling: 2h }` or `baseline: { fixed: { metric: value, ... } }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case", try_from = "BaselineText")]
+///
+/// Serialised in that same form (a name, or a one-key map), which every format reads back:
+/// in MessagePack the bytes are those the derived, externally tagged form wrote. YAML that
+/// serde_yaml wrote before with its tags (`!rolling 2h`, `!fixed {...}`) still reads.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Baseline {
     /// The control arm of the same window.
     #[default]
@@ -114,30 +117,86 @@ pub enum Baseline {
     Fixed(std::collections::BTreeMap<MetricName, f64>),
 }
 
-/// The accepted spellings of a baseline: a name, or a one-key map (YAML's plain form, and
-/// the externally tagged form serde writes, so stored contracts read back).
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum BaselineText {
-    Name(String),
-    Rolling {
-        rolling: Span,
-    },
-    Fixed {
-        fixed: std::collections::BTreeMap<MetricName, f64>,
-    },
+const BASELINE_HELP: &str = "use control, { rolling: 2h } or { fixed: {...} }";
+
+impl Serialize for Baseline {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Baseline::Control => serializer.serialize_str("control"),
+            Baseline::Rolling(span) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("rolling", span)?;
+                map.end()
+            }
+            Baseline::Fixed(values) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("fixed", values)?;
+                map.end()
+            }
+        }
+    }
 }
 
-impl TryFrom<BaselineText> for Baseline {
-    type Error = String;
-    fn try_from(text: BaselineText) -> Result<Self, String> {
-        match text {
-            BaselineText::Name(name) if name == "control" => Ok(Baseline::Control),
-            BaselineText::Name(name) => Err(format!(
-                "{name:?} is not a baseline: use control, {{ rolling: 2h }} or {{ fixed: {{...}} }}"
-            )),
-            BaselineText::Rolling { rolling } => Ok(Baseline::Rolling(rolling)),
-            BaselineText::Fixed { fixed } => Ok(Baseline::Fixed(fixed)),
+impl<'de> Deserialize<'de> for Baseline {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BaselineVisitor)
+    }
+}
+
+/// Reads a name, a one-key map, or a tagged value (YAML's `!rolling 2h`).
+struct BaselineVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BaselineVisitor {
+    type Value = Baseline;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a baseline: {BASELINE_HELP}")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Baseline, E> {
+        match name {
+            "control" => Ok(Baseline::Control),
+            other => Err(E::custom(format!(
+                "{other:?} is not a baseline: {BASELINE_HELP}"
+            ))),
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Baseline, A::Error> {
+        use serde::de::Error;
+        let Some(key) = map.next_key::<String>()? else {
+            return Err(A::Error::custom(format!(
+                "an empty map is not a baseline: {BASELINE_HELP}"
+            )));
+        };
+        let baseline = match key.as_str() {
+            "rolling" => Baseline::Rolling(map.next_value()?),
+            "fixed" => Baseline::Fixed(map.next_value()?),
+            other => {
+                return Err(A::Error::custom(format!(
+                    "{other:?} is not a kind of baseline: {BASELINE_HELP}"
+                )))
+            }
+        };
+        if map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            return Err(A::Error::custom(format!(
+                "a baseline is one of its kinds, not several: {BASELINE_HELP}"
+            )));
+        }
+        Ok(baseline)
+    }
+
+    fn visit_enum<A: serde::de::EnumAccess<'de>>(self, data: A) -> Result<Baseline, A::Error> {
+        use serde::de::{Error, VariantAccess};
+        let (kind, value) = data.variant::<String>()?;
+        match kind.as_str() {
+            "control" => value.unit_variant().map(|()| Baseline::Control),
+            "rolling" => value.newtype_variant().map(Baseline::Rolling),
+            "fixed" => value.newtype_variant().map(Baseline::Fixed),
+            other => Err(A::Error::custom(format!(
+                "{other:?} is not a kind of baseline: {BASELINE_HELP}"
+            ))),
         }
     }
 }

@@ -93,3 +93,36 @@ fn kill_less_severe_than_stop_is_refused() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn baselines_round_trip_through_yaml_and_keep_their_stored_bytes() {
+    for baseline in [
+        "baseline: control",
+        "baseline: { rolling: 2h }",
+        "baseline: { fixed: { negative_review_rate: 0.08, csat: 4.1, checkout_error_rate: 0.004, review_sentiment: 0.2 } }",
+        // What serde_yaml wrote for a contract read back before (`rampart contract get`).
+        "baseline: !rolling 2h",
+        "baseline: !fixed { negative_review_rate: 0.08, csat: 4.1, checkout_error_rate: 0.004, review_sentiment: 0.2 }",
+    ] {
+        let c = Contract::from_yaml(&EXAMPLE.replace("baseline: control", baseline))
+            .unwrap_or_else(|e| panic!("{baseline}: {e}"));
+        let yaml = serde_yaml::to_string(&c).unwrap();
+        assert!(!yaml.contains('!'), "no YAML tags: {yaml}");
+        assert_eq!(Contract::from_yaml(&yaml).unwrap(), c, "{yaml}");
+    }
+    // MessagePack: the bytes the derived, externally tagged form wrote ({"rolling": "2h"}).
+    let bytes = rmp_serde::to_vec_named(&Baseline::Rolling(Span(2 * 3600 * 1000))).unwrap();
+    assert_eq!(bytes, b"\x81\xa7rolling\xa22h");
+    let bytes = rmp_serde::to_vec_named(&Baseline::Control).unwrap();
+    assert_eq!(bytes, b"\xa7control");
+    for bad in [
+        "baseline: { rolling: 2h, fixed: {} }",
+        "baseline: {}",
+        "baseline: { yesterday: 1 }",
+    ] {
+        assert!(
+            Contract::from_yaml(&EXAMPLE.replace("baseline: control", bad)).is_err(),
+            "{bad}"
+        );
+    }
+}

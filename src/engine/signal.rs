@@ -300,7 +300,15 @@ pub fn sketch_from_parts(
                 ..Sketch::default()
             };
             for (k, n) in bins {
-                *s.bins.entry(k).or_default() += n;
+                // Two spellings of one bucket ("7", "07") add up; the total is checked below.
+                let c = s.bins.entry(k).or_default();
+                *c = c.saturating_add(n);
+            }
+            if s.count() > MAX_COUNT {
+                return Err(SignalError::new(
+                    &format!("{field}.bins"),
+                    format!("the counts add up to more than {MAX_COUNT}"),
+                ));
             }
             Ok(s)
         }
@@ -311,6 +319,25 @@ pub fn sketch_from_parts(
     }
 }
 
+/// The earliest event time an RFC 3339 time can spell (`0000-01-01T00:00:00Z`).
+pub const MIN_AT: Millis = -62_167_219_200_000;
+/// The latest (`9999-12-31T23:59:59.999Z`): a signal file can hold no later time, so neither
+/// may a signal that arrives another way (it could not be written back as a line).
+pub const MAX_AT: Millis = 253_402_300_799_999;
+
+/// Checks an event time that did not come as RFC 3339 text (protobuf): within what a signal
+/// line can spell.
+pub fn check_time(field: &str, at: Millis) -> Result<Millis, SignalError> {
+    if (MIN_AT..=MAX_AT).contains(&at) {
+        Ok(at)
+    } else {
+        Err(SignalError::new(
+            field,
+            format!("{at} ms since the epoch is outside the years 0000 to 9999"),
+        ))
+    }
+}
+
 /// Parses an RFC 3339 timestamp into epoch milliseconds.
 pub fn parse_time(field: &str, text: &str) -> Result<Millis, SignalError> {
     chrono::DateTime::parse_from_rfc3339(text)
@@ -318,10 +345,12 @@ pub fn parse_time(field: &str, text: &str) -> Result<Millis, SignalError> {
         .map_err(|e| SignalError::new(field, format!("{text:?} is not an RFC 3339 time: {e}")))
 }
 
-/// Formats epoch milliseconds as RFC 3339 (UTC).
+/// Formats epoch milliseconds as RFC 3339 (UTC), with the milliseconds when there are any
+/// (`2026-11-21T10:03:00Z`, `2026-11-21T10:03:00.250Z`), so `parse_time` reads back the same
+/// instant. Whole seconds are written as before.
 pub fn format_time(at: Millis) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| at.to_string())
 }
 
@@ -517,6 +546,51 @@ mod tests {
         let bad_arm =
             r#"{"gate":"g","metric":"m","arm":"both","at":"2026-11-21T10:03:00Z","value":1}"#;
         assert_eq!(line(bad_arm).unwrap_err().field, "arm");
+    }
+
+    #[test]
+    fn written_times_keep_their_milliseconds() {
+        // Whole seconds are written as before (and as older files hold them).
+        assert_eq!(format_time(1_795_255_380_000), "2026-11-21T10:03:00Z");
+        assert_eq!(format_time(1_795_255_380_250), "2026-11-21T10:03:00.250Z");
+        for at in [0, 1, 999, -1, -1001, 1_795_255_380_007, 1_795_255_380_250] {
+            assert_eq!(parse_time("at", &format_time(at)), Ok(at), "{at}");
+        }
+        let signal = line(
+            r#"{"gate":"g","metric":"m","arm":"control","at":"2026-11-21T10:03:00.25Z","value":1}"#,
+        )
+        .unwrap();
+        assert_eq!(signal.at, 1_795_255_380_250);
+        let written = serde_json::to_string(&SignalLine::from_signal(&signal)).unwrap();
+        assert_eq!(line(&written).unwrap(), signal, "{written}");
+    }
+
+    #[test]
+    fn sketch_counts_that_overflow_are_refused() {
+        let base = r#""gate":"g","metric":"m","arm":"control","at":"2026-11-21T10:03:00Z""#;
+        for bins in [
+            r#"{"1":18446744073709551615,"01":5}"#,
+            r#"{"1":18446744073709551615,"2":1}"#,
+            r#"{"1":1000000000000,"2":1}"#,
+        ] {
+            let json = format!(r#"{{{base},"sketch":{{"relative_accuracy":0.01,"bins":{bins}}}}}"#);
+            assert_eq!(line(&json).unwrap_err().field, "sketch.bins", "{bins}");
+        }
+        let sketch = crate::engine::sketch::Sketch {
+            zeros: u64::MAX,
+            bins: [(1, 1)].into_iter().collect(),
+        };
+        assert_eq!(sketch.count(), u64::MAX);
+    }
+
+    #[test]
+    fn the_time_range_is_what_a_line_can_spell() {
+        for at in [MIN_AT, MAX_AT] {
+            assert_eq!(parse_time("at", &format_time(at)), Ok(at), "{at}");
+            assert_eq!(check_time("at", at), Ok(at));
+        }
+        assert_eq!(check_time("at", MAX_AT + 1).unwrap_err().field, "at");
+        assert_eq!(check_time("at", MIN_AT - 1).unwrap_err().field, "at");
     }
 
     #[test]

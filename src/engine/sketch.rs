@@ -70,15 +70,21 @@ impl Sketch {
         }
     }
 
+    /// Adds `other`'s counts (saturating: a count never wraps around).
     pub fn merge(&mut self, other: &Sketch) {
-        self.zeros += other.zeros;
+        self.zeros = self.zeros.saturating_add(other.zeros);
         for (k, n) in &other.bins {
-            *self.bins.entry(*k).or_default() += n;
+            let c = self.bins.entry(*k).or_default();
+            *c = c.saturating_add(*n);
         }
     }
 
+    /// How many values the sketch holds (saturating at `u64::MAX`, so a sketch whose counts
+    /// overflow reads as too large, never as empty).
     pub fn count(&self) -> u64 {
-        self.zeros + self.bins.values().sum::<u64>()
+        self.bins
+            .values()
+            .fold(self.zeros, |total, n| total.saturating_add(*n))
     }
 
     pub fn is_empty(&self) -> bool {

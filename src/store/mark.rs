@@ -23,7 +23,8 @@ use super::{At, StoreError};
 pub const MARK_FILE: &str = "acked.bin";
 const MAGIC: &[u8; 8] = b"RAMPMARK";
 const VERSION: u8 = 1;
-const LEN: usize = 8 + 1 + 8 + 8 + 8 + 1 + 1 + 4;
+/// The file's length.
+pub const LEN: usize = 8 + 1 + 8 + 8 + 8 + 1 + 1 + 4;
 
 /// What this node acknowledged: a lower bound on what its log and vote must hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,7 +34,8 @@ pub struct Acked {
 }
 
 impl Acked {
-    fn encode(&self) -> [u8; LEN] {
+    /// The file's bytes.
+    pub fn encode(&self) -> [u8; LEN] {
         let mut out = [0u8; LEN];
         out[..8].copy_from_slice(MAGIC);
         out[8] = VERSION;
@@ -49,7 +51,8 @@ impl Acked {
         out
     }
 
-    fn decode(bytes: &[u8]) -> Result<Acked, String> {
+    /// Reads what `encode` wrote, refusing any other bytes with the reason.
+    pub fn decode(bytes: &[u8]) -> Result<Acked, String> {
         if bytes.len() != LEN {
             return Err(format!("{} bytes, expected {LEN}", bytes.len()));
         }
@@ -72,11 +75,24 @@ impl Acked {
             u64::from_le_bytes(b)
         };
         let last = u64_at(9);
-        let vote = (bytes[34] == 1).then(|| {
+        // Only what `encode` writes: flags 0 or 1, no vote fields without a vote. Anything else
+        // (a checksum over other bytes, another writer) is refused, never read as "no vote".
+        let flag = |at: usize, name: &str| match bytes[at] {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => Err(format!("vote {name} flag is {other}, not 0 or 1")),
+        };
+        let committed = flag(33, "committed")?;
+        let vote = if flag(34, "present")? {
             let mut vote = Vote::new(u64_at(17), u64_at(25));
-            vote.committed = bytes[33] == 1;
-            vote
-        });
+            vote.committed = committed;
+            Some(vote)
+        } else {
+            if bytes[17..34].iter().any(|b| *b != 0) {
+                return Err("vote fields are set but the vote is marked absent".into());
+            }
+            None
+        };
         Ok(Acked {
             vote,
             last_index: (last != u64::MAX).then_some(last),
@@ -165,5 +181,29 @@ mod tests {
             }
             assert!(Acked::decode(&bytes[..LEN - 1]).is_err());
         }
+    }
+
+    #[test]
+    fn refuses_bytes_its_encoder_does_not_write_even_with_a_good_checksum() {
+        let reseal = |mut bytes: [u8; LEN]| {
+            let crc = crc32fast::hash(&bytes[..LEN - 4]);
+            bytes[LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+            bytes
+        };
+        let vote = Acked {
+            vote: Some(Vote::new(7, 3)),
+            last_index: Some(3),
+        };
+        let mut flag = vote.encode();
+        flag[34] = 2;
+        let err = Acked::decode(&reseal(flag)).unwrap_err();
+        assert!(err.contains("present flag is 2"), "{err}");
+        let mut committed = vote.encode();
+        committed[33] = 7;
+        assert!(Acked::decode(&reseal(committed)).is_err());
+        let mut absent = vote.encode();
+        absent[34] = 0;
+        let err = Acked::decode(&reseal(absent)).unwrap_err();
+        assert!(err.contains("marked absent"), "{err}");
     }
 }
