@@ -56,8 +56,11 @@ done
 docker exec -e RAMPART_TOKEN="$token" "$c1" /rampart "${tls[@]}" cluster status
 [[ "$healthy" == "$n" ]] || { echo "only $healthy of $n nodes healthy" >&2; exit 1; }
 port="${RAMPART_PORT_PREFIX:-740}"
+http="${RAMPART_HTTP_PORT_PREFIX:-750}"
 cat <<EOT
 rampart: $n nodes up, mutual TLS and access tokens; endpoints https://127.0.0.1:${port}1..${port}$n
+HTTP (JSON API, /metrics, hooks): https://127.0.0.1:${http}1..${http}$n, e.g.
+  curl --cacert $secrets/ca.pem https://127.0.0.1:${http}1/readyz
 Reach it with (the CLI reads these variables):
   export RAMPART_ENDPOINT=https://127.0.0.1:${port}1
   export RAMPART_CA=$secrets/ca.pem
@@ -65,4 +68,5 @@ Reach it with (the CLI reads these variables):
   export RAMPART_KEY=$secrets/admin.key
   export RAMPART_TOKEN="\$(cat $secrets/token-admin)"
   rampart cluster status
+  curl --cacert $secrets/ca.pem -H "Authorization: Bearer \$(cat $secrets/token-admin)" https://127.0.0.1:${http}1/v1/cluster
 EOT

@@ -12,6 +12,8 @@
 //!   membership, the leader's evaluator.
 //! - [`api`]: the gRPC edge (`rampart.v1`), errors mapped to statuses in one place.
 //! - [`http`]: the HTTP edge: Prometheus metrics, probes, the JSON API, Argo and Flagger hooks.
+//! - [`notify`]: the contract webhooks the leader delivers, signed, retried, resumed by the
+//!   next leader.
 //! - [`auth`]: bearer tokens with roles for clients, the cluster token between nodes.
 //! - [`tls`]: mutual TLS between nodes and for clients.
 //! - [`server`]: a node bound to a listener, started and stopped the same way everywhere.
@@ -28,6 +30,7 @@ pub mod engine;
 pub mod http;
 pub mod ids;
 pub mod node;
+pub mod notify;
 pub mod proto;
 pub mod server;
 pub mod state;

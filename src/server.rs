@@ -1,4 +1,5 @@
 //! A running node: listeners bound, Raft started, gRPC (and HTTP, when configured) served,
+//! contract webhooks delivered while it leads,
 //! stoppable. Used by `rampart serve`, `rampart dev` and the tests, so all three run the node
 //! the same way.
 
@@ -67,6 +68,7 @@ pub async fn start_with_clock(
     tasks.push(tokio::spawn(async move {
         crate::api::serve(serving, listener, grpc_tls, shutdown).await
     }));
+    tasks.push(tokio::spawn(crate::notify::run(node.clone())));
     if let Some(listener) = http {
         let http_tls = node
             .tls

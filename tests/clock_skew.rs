@@ -209,3 +209,54 @@ async fn healthy_clocks_report_no_skew() {
     assert!(status.nodes.iter().all(|n| n.clock_skew_ms.is_some()));
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_contract_put_right_after_init_starts_at_the_real_time() {
+    // Before the leader has read a majority of clocks there is no cluster time; the first
+    // entries wait for it instead of stamping 0 (a gate starting in 1970 would judge every
+    // empty window since).
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        // Default timing, as `rampart dev` runs.
+        let config = rampart::node::NodeConfig::new(
+            id,
+            "127.0.0.1:0".parse().expect("addr"),
+            dir.path().join(format!("node{id}")),
+        );
+        nodes.push(rampart::server::start(config).await.expect("start"));
+    }
+    let members = nodes
+        .iter()
+        .map(|r| (r.node.id, r.addr.to_string()))
+        .collect();
+    nodes[0].node.init(members).await.expect("init");
+    let cluster = Cluster { nodes, dir };
+    // The moment there is a leader, before it has read its voters' clocks.
+    let node = &cluster.nodes[0].node;
+    let contract = rampart::engine::Contract::from_yaml(FAST_CONTRACT).expect("contract");
+    wait_until(Duration::from_secs(20), "the contract written", || async {
+        let put = rampart::state::Command::PutContract {
+            contract: Box::new(contract.clone()),
+        };
+        match node.write(put).await {
+            Ok(_) => Some(()),
+            Err(e) if e.retryable() => None,
+            Err(e) => panic!("put contract: {e}"),
+        }
+    })
+    .await;
+    let (first_window, contract_at) = {
+        let state = node.state.read();
+        let gate = state.state.gates.values().next().expect("the gate");
+        (gate.first_window, gate.decisions[0].at)
+    };
+    let now = common::now_ms();
+    assert!(
+        (first_window - now).abs() < 60_000,
+        "first window {} ms from now",
+        first_window - now
+    );
+    assert!(contract_at > now - 60_000);
+    cluster.stop().await;
+}

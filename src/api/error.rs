@@ -48,6 +48,7 @@ impl From<ApiError> for Status {
             ApiError::Node(n) => match n {
                 NodeError::NoLeader
                 | NodeError::LeaderUnreachable { .. }
+                | NodeError::NoClusterTime
                 | NodeError::Stopped(_) => Code::Unavailable,
                 NodeError::Unknown(_) => Code::Unknown,
                 NodeError::Timeout(_) => Code::DeadlineExceeded,

@@ -478,6 +478,9 @@ pub struct Contract {
     pub topics: Option<Topics>,
     #[serde(default)]
     pub actions: Actions,
+    /// Webhooks the leader POSTs matching decisions to (see `engine::notify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<super::notify::Notify>,
 }
 
 fn zero_span() -> Span {

@@ -20,6 +20,7 @@
 //! - [`evidence`]: what is stored with every decision.
 //! - [`backtest`]: replays a signal file through `evaluate` in event time.
 //! - [`bucket`]: sticky bucketing of units into exposure.
+//! - [`notify`]: the contract's webhooks and the events they subscribe to.
 //!
 //! The engine's statistics, the error-rate control and the measured false-alarm rate and
 //! power are summarised in `docs/engine.md` and `docs/engine-report.md`.
@@ -31,6 +32,7 @@ pub mod contract;
 pub mod decide;
 pub mod evidence;
 pub mod judge;
+pub mod notify;
 pub mod policy;
 pub mod reason;
 pub mod reliability;

@@ -221,6 +221,7 @@ impl Contract {
                 "a watch zone may not roll back; use stop or kill".into(),
             );
         }
+        super::notify::validate(&self.notify, &mut fail);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -72,6 +72,15 @@ pub struct NodeConfig {
     /// (milliseconds) and a VM pause, far below what blinds a gate (a window and its grace).
     #[serde(default = "default_max_clock_skew_ms")]
     pub max_clock_skew_ms: u64,
+    /// The first wait before a failed webhook delivery is tried again; it doubles up to
+    /// `notify_retry_max_ms` (with ±20% jitter) and a delivery is retried until it succeeds.
+    #[serde(default = "default_notify_retry_ms")]
+    pub notify_retry_ms: u64,
+    #[serde(default = "default_notify_retry_max_ms")]
+    pub notify_retry_max_ms: u64,
+    /// How long one webhook POST may take before it counts as failed.
+    #[serde(default = "default_notify_timeout_ms")]
+    pub notify_timeout_ms: u64,
 }
 
 fn default_heartbeat_ms() -> u64 {
@@ -99,6 +108,15 @@ fn default_promote_max_lag() -> u64 {
     8
 }
 fn default_max_clock_skew_ms() -> u64 {
+    5_000
+}
+fn default_notify_retry_ms() -> u64 {
+    1_000
+}
+fn default_notify_retry_max_ms() -> u64 {
+    300_000
+}
+fn default_notify_timeout_ms() -> u64 {
     5_000
 }
 fn default_max_batch() -> usize {
@@ -136,6 +154,9 @@ impl NodeConfig {
             tls: None,
             rate_limit: None,
             max_clock_skew_ms: default_max_clock_skew_ms(),
+            notify_retry_ms: default_notify_retry_ms(),
+            notify_retry_max_ms: default_notify_retry_max_ms(),
+            notify_timeout_ms: default_notify_timeout_ms(),
         }
     }
 
@@ -205,6 +226,15 @@ impl NodeConfig {
                 "max_clock_skew_ms",
                 "must be between 1 and 3600000 (one hour)",
             );
+        }
+        if self.notify_retry_ms == 0 {
+            return fail("notify_retry_ms", "must be positive");
+        }
+        if self.notify_retry_max_ms < self.notify_retry_ms {
+            return fail("notify_retry_max_ms", "must be at least notify_retry_ms");
+        }
+        if self.notify_timeout_ms == 0 {
+            return fail("notify_timeout_ms", "must be positive");
         }
         if self.data.as_os_str().is_empty() {
             return fail("data", "must name a directory");

@@ -28,6 +28,10 @@ pub enum NodeError {
     /// A membership change that cannot be made as asked.
     #[error("membership: {0}")]
     Membership(String),
+    /// A new cluster's leader has not read a majority of the voters' clocks yet, so it has no
+    /// time to stamp the entry with (see "Cluster time" in docs/design.md).
+    #[error("cluster time is not known yet (fewer than a majority of the voters' clocks read); retry shortly")]
+    NoClusterTime,
     /// Raft stopped on this node (shutdown or a storage failure).
     #[error("raft stopped on this node: {0}")]
     Stopped(String),
@@ -38,7 +42,7 @@ impl NodeError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            NodeError::NoLeader | NodeError::LeaderUnreachable { .. }
+            NodeError::NoLeader | NodeError::LeaderUnreachable { .. } | NodeError::NoClusterTime
         )
     }
 }

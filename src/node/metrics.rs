@@ -60,6 +60,14 @@ pub struct BatchLabels {
     pub outcome: &'static str,
 }
 
+/// What became of one webhook delivery attempt: `delivered`, `retried` (the receiver failed
+/// or could not be reached; tried again later) or `refused` (a 4xx the receiver will not
+/// change its mind on; not tried again).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    pub outcome: &'static str,
+}
+
 /// A node's counters, gauges and histograms, registered once at start.
 #[derive(Debug)]
 pub struct NodeMetrics {
@@ -78,6 +86,7 @@ pub struct NodeMetrics {
     pub decision_latency_seconds: Histogram,
     pub windows_judged: Counter,
     pub watch_streams: Gauge,
+    pub notifications: Family<NotifyLabels, Counter>,
 }
 
 /// Latency buckets from 0.5 ms to ~16 s (etcd's request histograms span about the same).
@@ -108,6 +117,7 @@ impl NodeMetrics {
             decision_latency_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 18)),
             windows_judged: Counter::default(),
             watch_streams: Gauge::default(),
+            notifications: Family::default(),
         };
         let mut registry = Registry::default();
         let r = &mut registry;
@@ -196,6 +206,11 @@ impl NodeMetrics {
             "Watch streams open on this node",
             metrics.watch_streams.clone(),
         );
+        r.register(
+            "rampart_notifications",
+            "Webhook delivery attempts this node made as leader, by outcome",
+            metrics.notifications.clone(),
+        );
         NodeMetrics {
             registry,
             ..metrics
@@ -215,6 +230,15 @@ impl NodeMetrics {
             .get_or_create(&RejectLabels {
                 field: field.to_owned(),
             })
+            .inc();
+    }
+}
+
+impl NodeMetrics {
+    /// Counts one webhook delivery attempt.
+    pub fn notification(&self, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&NotifyLabels { outcome })
             .inc();
     }
 }

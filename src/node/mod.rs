@@ -328,8 +328,34 @@ impl Node {
         answer.await.map_err(|_| stopped())?
     }
 
+    /// A new cluster's first entries: waits (at most the request timeout) until the leader
+    /// has a time to stamp them with, i.e. has read a majority of the voters' clocks. Without
+    /// this, a contract applied right after `init` would start its gate at cluster time 0
+    /// (1970), and the evaluator would judge every empty window since.
+    async fn wait_for_cluster_time(&self) -> Result<(), NodeError> {
+        let deadline = Instant::now() + self.config.request_timeout();
+        while self.bounded_now() <= 0 {
+            // Raft's metrics may lag its core by a moment, so "not the leader yet" is no
+            // reason to go on; another node known as leader is (the write is forwarded).
+            let leader = self.raft.metrics().borrow().current_leader;
+            if leader.is_some_and(|l| l != self.id) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(NodeError::NoClusterTime);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Ok(())
+    }
+
     /// Proposes a command as one entry if this node leads; otherwise says where the leader is.
     async fn write_here(&self, command: Command) -> Result<Written, Attempt> {
+        if self.state.read().state.cluster_time <= 0 {
+            self.wait_for_cluster_time()
+                .await
+                .map_err(Attempt::Failed)?;
+        }
         let request = crate::state::Request {
             at: self.stamp(),
             command,

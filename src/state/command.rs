@@ -45,6 +45,13 @@ pub enum Command {
     },
     /// A human decision.
     Override(Override),
+    /// The leader delivered decision `version` of `gate` to the webhook `url` (or gave up on
+    /// it): that receiver's cursor moves to `version` (see `state::notify`).
+    Notified {
+        gate: GateKey,
+        url: String,
+        version: u64,
+    },
     /// Nothing but time: lets windows close when no other entry arrives.
     Tick,
 }
@@ -137,6 +144,10 @@ pub enum Response {
         skipped: Option<String>,
     },
     Overridden(Box<Decision>),
+    /// The receiver's cursor after a `Notified` (never lower than before).
+    Notified {
+        cursor: u64,
+    },
     Ticked,
     /// The command was refused; nothing changed.
     Refused(StateError),

@@ -112,6 +112,10 @@ pub struct Gate {
     /// Signals accepted for this gate since it was created (retries counted once).
     #[serde(default)]
     pub signals_accepted: u64,
+    /// Per webhook URL of the contract: the gate version through which every decision it
+    /// wants was delivered (see `state::notify`).
+    #[serde(default)]
+    pub notified: BTreeMap<String, u64>,
 }
 
 impl Gate {
@@ -135,6 +139,7 @@ impl Gate {
             windows: BTreeMap::new(),
             decisions: Vec::new(),
             signals_accepted: 0,
+            notified: BTreeMap::new(),
         }
     }
 
@@ -262,6 +267,7 @@ impl Gate {
         self.windows.retain(|(c, _), _| cohorts.contains_key(c));
         self.cohorts = cohorts;
         self.deleted = false;
+        self.sync_receivers(&contract);
         self.contract = contract;
         self.contract_version += 1;
         let reason = format!("contract version {} applied", self.contract_version);

@@ -7,6 +7,7 @@
 
 pub mod command;
 pub mod gate;
+pub mod notify;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -115,6 +116,13 @@ impl State {
                     Err(e) => Response::Refused(e),
                 },
                 Err(e) => Response::Refused(e),
+            },
+            Command::Notified { gate, url, version } => match self.gates.get_mut(gate) {
+                Some(g) => match g.notified(url, *version) {
+                    Ok(cursor) => Response::Notified { cursor },
+                    Err(e) => Response::Refused(e),
+                },
+                None => Response::Refused(StateError::UnknownGate(gate.clone())),
             },
             Command::Tick => Response::Ticked,
         }

@@ -2,6 +2,7 @@
 //! versions and windows, overrides and the kill switch.
 
 use super::*;
+use crate::engine::notify::{Notify, NotifyOn};
 use crate::engine::{Arm, CohortState, Contract, Judgement, Measurement, Verdict};
 use crate::ids::{CohortName, MetricName};
 
@@ -371,4 +372,97 @@ fn idempotency_keys_expire_after_their_retention() {
     ingest(&mut state, T0 + DEDUP_RETENTION_MS + 1, "new", vec![]);
     assert!(!state.ingested.contains_key("old"));
     assert!(state.ingested.contains_key("new"));
+}
+
+fn with_hooks(hooks: &[(&str, &[NotifyOn])]) -> Contract {
+    let mut c = contract();
+    c.notify = hooks
+        .iter()
+        .map(|(url, on)| Notify {
+            url: (*url).into(),
+            secret: Some("k".into()),
+            secret_env: None,
+            on: on.to_vec(),
+        })
+        .collect();
+    c
+}
+
+fn put(state: &mut State, at: Millis, c: Contract) {
+    apply(
+        state,
+        at,
+        Command::PutContract {
+            contract: Box::new(c),
+        },
+    );
+}
+
+fn notified(state: &mut State, url: &str, version: u64) -> Response {
+    apply(
+        state,
+        T0 + 10,
+        Command::Notified {
+            gate: gate(),
+            url: url.into(),
+            version,
+        },
+    )
+}
+
+fn override_(state: &mut State, kind: OverrideKind) {
+    let ov = Override {
+        gate: gate(),
+        cohort: None,
+        kind,
+        actor: "a".into(),
+        reason: "r".into(),
+    };
+    apply(state, T0 + 5, Command::Override(ov));
+}
+
+#[test]
+fn a_webhook_hears_the_decisions_it_wants_from_when_it_was_added() {
+    const A: &str = "http://a.example/hook";
+    const B: &str = "http://b.example/hook";
+    let mut state = with_gate();
+    override_(&mut state, OverrideKind::Hold); // version 2: before any hook
+    put(
+        &mut state,
+        T0 + 1,
+        with_hooks(&[(A, &[NotifyOn::Kill]), (B, &[NotifyOn::Contract])]),
+    );
+    let g = state.live_gate(&gate()).unwrap();
+    assert_eq!(g.notified.get(A), Some(&2), "starts after the history");
+    // B wants the contract decision (version 3) that added it; A wants nothing yet.
+    assert_eq!(g.next_delivery(B).map(|d| d.version), Some(3));
+    assert!(g.next_delivery(A).is_none());
+    override_(&mut state, OverrideKind::Resume); // 4
+    override_(&mut state, OverrideKind::Rollback); // 5: an operator's rollback keeps the switch
+    override_(&mut state, OverrideKind::Kill); // 6
+    let g = state.live_gate(&gate()).unwrap();
+    assert_eq!(g.decisions[4].events(), vec![NotifyOn::Rollback]);
+    let kill = g.next_delivery(A).expect("the kill");
+    assert_eq!(
+        (kill.version, kill.delivery_id()),
+        (6, "checkout-v2:6".into())
+    );
+    assert_eq!(kill.events(), vec![NotifyOn::Kill]);
+    assert_eq!(notified(&mut state, A, 6), Response::Notified { cursor: 6 });
+    // Never back; not past the gate's version; only named receivers.
+    assert_eq!(notified(&mut state, A, 4), Response::Notified { cursor: 6 });
+    assert!(matches!(
+        notified(&mut state, A, 99),
+        Response::Refused(StateError::Invalid { .. })
+    ));
+    assert!(matches!(
+        notified(&mut state, "http://other/", 1),
+        Response::Refused(StateError::Invalid { .. })
+    ));
+    assert!(state.live_gate(&gate()).unwrap().next_delivery(A).is_none());
+    // A contract that keeps A and drops B: A keeps its cursor, B is forgotten.
+    put(&mut state, T0 + 6, with_hooks(&[(A, &[NotifyOn::Kill])]));
+    let g = state.live_gate(&gate()).unwrap();
+    assert_eq!(g.notified.get(A), Some(&6));
+    assert!(!g.notified.contains_key(B));
 }

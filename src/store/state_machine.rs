@@ -257,7 +257,10 @@ fn touched_gate(command: &Command) -> Option<&GateKey> {
         Command::PutContract { contract } => Some(&contract.gate),
         Command::DeleteContract { gate } | Command::Decide { gate, .. } => Some(gate),
         Command::Override(ov) => Some(&ov.gate),
-        Command::Ingest { .. } | Command::IngestGroup { .. } | Command::Tick => None,
+        Command::Ingest { .. }
+        | Command::IngestGroup { .. }
+        | Command::Notified { .. }
+        | Command::Tick => None,
     }
 }
 

@@ -24,6 +24,9 @@ use super::secure::{ClientSecurity, Secure};
 const PROJECT: &str = "rampartchaos";
 const SUBNET_PREFIX: &str = "172.31.250";
 const PORT_PREFIX: &str = "760";
+/// The host ports of the nodes' HTTP listeners (node i on 770i), away from `cluster/up.sh`'s
+/// 750i and `rampart dev`'s 7201-7203.
+const HTTP_PORT_PREFIX: &str = "770";
 const COMPOSE: &str = "cluster/compose-3.yml";
 /// The services of [`COMPOSE`]: node1..3 and the spare node4.
 const SERVICES: u64 = 4;
@@ -46,7 +49,7 @@ fn plain_override() -> String {
     );
     for id in 1..=SERVICES {
         text.push_str(&format!(
-            "  node{id}:\n    command: [\"serve\", \"--id\", \"{id}\", \"--listen\", \"0.0.0.0:7400\", \"--advertise\", \"node{id}:7400\", \"--data\", \"/data\"]\n    healthcheck:\n      test: [\"CMD\", \"/rampart\", \"--endpoint\", \"http://127.0.0.1:7400\", \"health\"]\n"
+            "  node{id}:\n    command: [\"serve\", \"--id\", \"{id}\", \"--listen\", \"0.0.0.0:7400\", \"--advertise\", \"node{id}:7400\", \"--data\", \"/data\", \"--http\", \"0.0.0.0:7200\"]\n    healthcheck:\n      test: [\"CMD\", \"/rampart\", \"--endpoint\", \"http://127.0.0.1:7400\", \"health\"]\n"
         ));
     }
     text
@@ -110,6 +113,7 @@ impl Docker {
             .env("RAMPART_IMAGE", &self.image)
             .env("RAMPART_SUBNET_PREFIX", SUBNET_PREFIX)
             .env("RAMPART_PORT_PREFIX", PORT_PREFIX)
+            .env("RAMPART_HTTP_PORT_PREFIX", HTTP_PORT_PREFIX)
             .env("RAMPART_SECRETS", &self.secrets)
             .output()
             .context("running docker-compose")?;
