@@ -16,6 +16,7 @@
 //!   next leader.
 //! - [`auth`]: bearer tokens with roles for clients, the cluster token between nodes.
 //! - [`tls`]: mutual TLS between nodes and for clients.
+//! - [`scenario`]: synthetic signal traces (`rampart simulate`, `dev --demo`, the tests).
 //! - [`server`]: a node bound to a listener, started and stopped the same way everywhere.
 //! - [`cli`]: the `rampart` command line.
 
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod node;
 pub mod notify;
 pub mod proto;
+pub mod scenario;
 pub mod server;
 pub mod state;
 pub mod store;

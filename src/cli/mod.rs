@@ -22,6 +22,7 @@ mod dev;
 mod remote;
 mod secrets;
 mod serve;
+mod simulate;
 mod table;
 
 use std::path::PathBuf;
@@ -85,6 +86,8 @@ pub enum Command {
     Cluster(remote::ClusterCmd),
     /// Replay a signal file against a contract and print the decisions it would make.
     Backtest(backtest::BacktestArgs),
+    /// Write a synthetic signal trace (healthy, regression, drift, ...) as JSON lines.
+    Simulate(simulate::SimulateArgs),
     /// Exit 0 when the node at --endpoint reports SERVING on gRPC health (for healthchecks).
     Health,
     /// Make a CA and node and client certificates for mutual TLS (where the cluster runs).
@@ -151,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Override(args) => remote::override_gate(&target, out, args).await,
         Command::Cluster(cmd) => remote::cluster(&target, out, cmd).await,
         Command::Backtest(args) => backtest::run(out, &args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Health => remote::health(&target).await,
         Command::Certs(args) => secrets::certs(&args),
         Command::Token(cmd) => secrets::token(&cmd),
