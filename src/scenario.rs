@@ -366,12 +366,12 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_trace_and_lines_read_back() {
         let gate = GateKey::try_from("checkout-v2").unwrap();
-        let a = trace(Scenario::LateArrivals, 7, 5, 0, 900_000, gate.clone());
-        let b = trace(Scenario::LateArrivals, 7, 5, 0, 900_000, gate.clone());
+        let a = trace(Scenario::LateArrivals, 7, 12, 0, 900_000, gate.clone());
+        let b = trace(Scenario::LateArrivals, 7, 12, 0, 900_000, gate.clone());
         assert_eq!(to_lines(&a), to_lines(&b));
         assert_ne!(
             to_lines(&a),
-            to_lines(&trace(Scenario::LateArrivals, 8, 5, 0, 900_000, gate))
+            to_lines(&trace(Scenario::LateArrivals, 8, 12, 0, 900_000, gate))
         );
         let (read, errors) = crate::engine::backtest::parse_arrivals(&to_lines(&a));
         assert!(errors.is_empty(), "{errors:?}");
