@@ -28,9 +28,30 @@ pub struct DevArgs {
     /// HTTP port of node 1 (metrics, JSON API, hooks); nodes 2 and 3 take the next two.
     #[arg(long, default_value_t = 7201)]
     pub http_port: u16,
+    /// Push live synthetic signals for a demo gate with 10-second windows (examples/demo.yaml):
+    /// cohorts expand stage by stage and mobile regresses and rolls back within about a
+    /// minute. Data in a temporary directory, removed when it stops.
+    #[arg(long)]
+    pub demo: bool,
 }
 
-pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: DevArgs) -> anyhow::Result<()> {
+    let scratch = args
+        .demo
+        .then(|| std::env::temp_dir().join(format!("rampart-demo-{}", std::process::id())));
+    if let Some(dir) = &scratch {
+        args.data.clone_from(dir);
+    }
+    let outcome = serve(&args).await;
+    if let Some(dir) = scratch {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("note: could not remove {}: {e}", dir.display());
+        }
+    }
+    outcome
+}
+
+async fn serve(args: &DevArgs) -> anyhow::Result<()> {
     let mut nodes = Vec::new();
     let mut members = BTreeMap::new();
     for i in 0..3u16 {
@@ -53,6 +74,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         nodes.push(running);
     }
     let first = nodes[0].node.clone();
+    let mut demo = None;
     first
         .init(members)
         .await
@@ -66,6 +88,13 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
                 contract: Box::new(contract),
             })
             .await?;
+    }
+    if args.demo {
+        let gate = super::demo::apply(&first).await?;
+        demo = Some((
+            gate.clone(),
+            tokio::spawn(super::demo::produce(first.clone(), gate, 1)),
+        ));
     }
     let leader = first.leader().map(|(id, _)| id).unwrap_or_default();
     println!(
@@ -101,7 +130,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     println!("  rampart contract get checkout-v2");
     println!("  rampart gate evaluate checkout-v2 user-42 --cohort mobile");
     println!("  rampart gate watch checkout-v2");
-    println!("  rampart backtest --contract examples/checkout-v2.yaml --signals tests/data/scenarios/regression-mobile-seed1.jsonl");
+    println!("  rampart simulate regression-mobile > trace.jsonl   # --list: every scenario");
+    println!("  rampart backtest --contract examples/checkout-v2.yaml --signals trace.jsonl");
     println!("  rampart signal push -f FILE.jsonl   # live signals count from the gate's first full window{first_window}");
     println!("  rampart override kill checkout-v2 --actor you --reason 'trying it out'");
     println!("  rampart decisions checkout-v2");
@@ -109,9 +139,31 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         println!("  curl {http}/v1/gates/checkout-v2/verdict?cohort=mobile");
         println!("  curl {http}/metrics");
     }
-    println!("Ctrl-C stops the cluster; run `rampart dev` again to resume with the same data.");
+    match &demo {
+        Some((gate, _)) => {
+            println!();
+            println!(
+                "Demo: gate {gate}, 10-second windows (examples/demo.yaml), synthetic traffic from"
+            );
+            println!("`rampart simulate regression-mobile`: both cohorts expand 5% → 25% → 50% → 100%; mobile's");
+            println!("negative reviews rise 1.6x from its 5th window and it rolls back, with the evidence.");
+            println!("  rampart gate watch {gate}");
+            println!("  rampart decisions {gate} --evidence");
+            println!("  rampart override kill {gate} --actor you --reason 'trying it out'   # then: override resume");
+            println!("Ctrl-C stops the demo and removes its data.");
+        }
+        None => {
+            println!("  rampart dev --demo                  # live synthetic traffic: watch a rollout decide in a minute");
+            println!(
+                "Ctrl-C stops the cluster; run `rampart dev` again to resume with the same data."
+            );
+        }
+    }
     super::shutdown_signal().await;
     println!("stopping...");
+    if let Some((_, producer)) = demo {
+        producer.abort();
+    }
     for n in nodes {
         n.stop().await?;
     }

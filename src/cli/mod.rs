@@ -18,6 +18,7 @@ macro_rules! out {
 
 mod backtest;
 mod client;
+mod demo;
 mod dev;
 mod remote;
 mod secrets;
