@@ -74,16 +74,6 @@ async fn contract_signals_expansion_rollback_and_watch_resume() {
         .find(|i| *i != follower && cluster.nodes[*i].node.id != leader)
         .expect("another follower");
 
-    tracing::info!("--- a watch on a follower, before the gate exists");
-    let mut watch = GatesClient::new(cluster.channel(follower).await)
-        .watch(pb::WatchRequest {
-            gates: vec!["fast".into()],
-            after_version: Default::default(),
-        })
-        .await
-        .expect("watch")
-        .into_inner();
-
     tracing::info!("--- the contract, through a follower (forwarded to the leader)");
     let mut contracts = ContractsClient::new(cluster.channel(follower).await);
     let put = contracts
@@ -93,6 +83,16 @@ async fn contract_signals_expansion_rollback_and_watch_resume() {
         .await
         .expect("put");
     assert_eq!(put.into_inner().contract_version, 1);
+
+    tracing::info!("--- a watch on a follower, from the gate's beginning");
+    let mut watch = GatesClient::new(cluster.channel(follower).await)
+        .watch(pb::WatchRequest {
+            gates: vec!["fast".into()],
+            after_version: [("fast".to_owned(), 0)].into(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
 
     tracing::info!("--- healthy signals: the gate climbs the ladder to 100%");
     let breaching = Arc::new(AtomicBool::new(false));

@@ -14,6 +14,9 @@ pub enum ApiError {
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// A field names a position past the end of what exists (a version not yet reached).
+    #[error("{field}: {reason}")]
+    OutOfRange { field: String, reason: String },
     #[error(transparent)]
     Node(#[from] NodeError),
 }
@@ -36,6 +39,7 @@ impl From<ApiError> for Status {
         let message = e.to_string();
         let field = match &e {
             ApiError::Invalid { field, .. }
+            | ApiError::OutOfRange { field, .. }
             | ApiError::Node(NodeError::TooLarge { field, .. })
             | ApiError::Node(NodeError::Refused(StateError::Invalid { field, .. })) => {
                 Some(field.clone())
@@ -45,6 +49,7 @@ impl From<ApiError> for Status {
         let code = match &e {
             ApiError::Invalid { .. } => Code::InvalidArgument,
             ApiError::NotFound(_) => Code::NotFound,
+            ApiError::OutOfRange { .. } => Code::OutOfRange,
             ApiError::Node(n) => match n {
                 NodeError::NoLeader
                 | NodeError::LeaderUnreachable { .. }

@@ -106,7 +106,7 @@ impl Gates for Api {
 
     async fn watch(&self, request: Request<pb::WatchRequest>) -> ApiResult<Self::WatchStream> {
         authorize(&request, Role::Reader, "watching gates")?;
-        let stream = super::watch::start(self.node.clone(), request.into_inner())?;
+        let stream = super::watch::start(self.node.clone(), request.into_inner()).await?;
         Ok(Response::new(Box::pin(stream)))
     }
 

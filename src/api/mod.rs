@@ -190,6 +190,25 @@ fn guarded<S>(service: S, auth: &Authenticate) -> InterceptedService<S, Authenti
 
 /// SERVING only while a leader is known and this node's apply has caught up with its log;
 /// NOT_SERVING for good once the Raft core stopped on an error.
+/// Every service name health answers for: the whole node (""), and each service it serves.
+pub const HEALTH_SERVICES: [&str; 6] = [
+    "",
+    "rampart.v1.Contracts",
+    "rampart.v1.Signals",
+    "rampart.v1.Gates",
+    "rampart.v1.Overrides",
+    "rampart.v1.Admin",
+];
+
+async fn report_every(
+    reporter: &mut tonic_health::server::HealthReporter,
+    status: tonic_health::ServingStatus,
+) {
+    for service in HEALTH_SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
 async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::HealthReporter) {
     let mut metrics = node.raft.metrics();
     let mut shutdown = node.shutdown_signal();
@@ -198,10 +217,7 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
     loop {
         if fatal.borrow().is_some() {
             let status = tonic_health::ServingStatus::NotServing;
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status("rampart.v1.Gates", status)
-                .await;
+            report_every(&mut reporter, status).await;
             return;
         }
         let serving = node.ready().is_ok();
@@ -211,10 +227,7 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
             tonic_health::ServingStatus::NotServing
         };
         if reported != Some(serving) {
-            reporter.set_service_status("", status).await;
-            reporter
-                .set_service_status("rampart.v1.Gates", status)
-                .await;
+            report_every(&mut reporter, status).await;
             reported = Some(serving);
         }
         // Raft metrics change with every append: look at most every 50ms.
@@ -223,7 +236,7 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
             changed = metrics.changed() => if changed.is_err() && fatal.borrow().is_none() { return },
             _ = fatal.changed() => {}
             _ = shutdown.changed() => {
-                reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+                report_every(&mut reporter, tonic_health::ServingStatus::NotServing).await;
                 return;
             }
             () = tokio::time::sleep(Duration::from_millis(500)) => {}

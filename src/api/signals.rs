@@ -121,7 +121,12 @@ impl Api {
             accepted: outcome.accepted,
             rejected,
             duplicate: outcome.duplicate,
-            log_index: written.log_index,
+            // The entry that first applied the batch; older nodes stored no index.
+            log_index: if outcome.log_index > 0 {
+                outcome.log_index
+            } else {
+                written.log_index
+            },
         })
     }
 }

@@ -66,12 +66,43 @@ pub fn parse_request(
     Ok((gates, resume))
 }
 
-/// Starts a watch: validates the request and spawns the producer task.
-pub fn start(
+/// What a watch request names that this node's applied state does not have: an unknown gate
+/// (NOT_FOUND, as GetGate says), or a resume version beyond the gate's (OUT_OF_RANGE).
+fn missing(
+    state: &State,
+    gates: &BTreeSet<GateKey>,
+    resume: &BTreeMap<GateKey, u64>,
+) -> Option<ApiError> {
+    for gate in gates {
+        let Some(g) = state.gates.get(gate) else {
+            return Some(ApiError::NotFound(format!("gate {gate} has no contract")));
+        };
+        if let Some(&after) = resume.get(gate) {
+            if after > g.version {
+                return Some(ApiError::OutOfRange {
+                    field: format!("after_version[{gate}]"),
+                    reason: format!("{after} is beyond the gate's version {}", g.version),
+                });
+            }
+        }
+    }
+    None
+}
+
+/// Starts a watch: validates the request and spawns the producer task. A gate this node
+/// does not know, or a resume point beyond its version, is checked again after a read
+/// barrier (this node may only lag the one the client saw it on) before it is refused.
+pub async fn start(
     node: Arc<Node>,
     request: pb::WatchRequest,
 ) -> Result<ReceiverStream<Event>, ApiError> {
     let (gates, resume) = parse_request(&request)?;
+    if missing(&node.state.read().state, &gates, &resume).is_some() {
+        node.read_barrier().await?;
+        if let Some(e) = missing(&node.state.read().state, &gates, &resume) {
+            return Err(e);
+        }
+    }
     let (tx, rx) = mpsc::channel(256);
     let decisions = node.state.subscribe();
     tokio::spawn(produce(node, gates, resume, decisions, tx));

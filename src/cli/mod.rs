@@ -66,7 +66,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run one node.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run a local 3-node cluster on loopback with data under ./rampart-data.
     Dev(dev::DevArgs),
     /// Contracts: apply, get, list, delete.
@@ -146,7 +146,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     };
     match cli.command {
-        Command::Serve(args) => serve::run(args, target.tls).await,
+        Command::Serve(args) => serve::run(*args, target.tls).await,
         Command::Dev(args) => dev::run(args).await,
         Command::Contract(cmd) => remote::contract(&target, out, cmd).await,
         Command::Signal(cmd) => remote::signal(&target, out, cmd).await,

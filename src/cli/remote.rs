@@ -264,8 +264,8 @@ pub async fn signal(target: &Target, out: Output, cmd: SignalCmd) -> anyhow::Res
         if line.trim().is_empty() {
             continue;
         }
-        let parsed = serde_json::from_str::<SignalLine>(line)
-            .map_err(|e| ("line".to_owned(), e.to_string()))
+        let parsed = SignalLine::read(line)
+            .map_err(|e| (e.field, e.reason))
             .and_then(|l| l.into_signal().map_err(|e| (e.field, e.reason)));
         match parsed {
             Ok(s) => good.push((line_no, signal_to_proto(&s))),

@@ -38,6 +38,74 @@ pub struct ServeArgs {
     /// voters' clocks, in ms (config key max_clock_skew_ms; default 5000).
     #[arg(long)]
     pub max_clock_skew_ms: Option<u64>,
+    #[command(flatten)]
+    pub timing: Timing,
+}
+
+/// Timing settings; each is also a config key of the same name (underscores), and each
+/// default is the one `NodeConfig::new` holds (shown by `rampart serve --help`).
+#[derive(Debug, Default, Args)]
+pub struct Timing {
+    /// Leader heartbeat interval, ms (heartbeat_ms; default 100).
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    /// Shortest election timeout, ms; more than twice the heartbeat (election_timeout_min_ms;
+    /// default 500).
+    #[arg(long)]
+    pub election_timeout_min_ms: Option<u64>,
+    /// Longest election timeout, ms (election_timeout_max_ms; default 1000).
+    #[arg(long)]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Build a snapshot after this many log entries (snapshot_every; default 20000).
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+    /// How often the leader looks for closed windows, ms (evaluate_every_ms; default 250).
+    #[arg(long)]
+    pub evaluate_every_ms: Option<u64>,
+    /// Longest a request may take before DEADLINE_EXCEEDED, ms (request_timeout_ms; default
+    /// 10000).
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
+    /// Most signals in one ingest batch (max_batch_signals; default 5000).
+    #[arg(long)]
+    pub max_batch_signals: Option<usize>,
+    /// Roll back on a breaching batch before its window closes (early_kill; default off).
+    #[arg(long)]
+    pub early_kill: bool,
+    /// First wait before a failed webhook delivery is retried, ms (notify_retry_ms; default
+    /// 1000); it doubles up to --notify-retry-max-ms.
+    #[arg(long)]
+    pub notify_retry_ms: Option<u64>,
+    /// Longest wait between webhook retries, ms (notify_retry_max_ms; default 300000).
+    #[arg(long)]
+    pub notify_retry_max_ms: Option<u64>,
+    /// How long one webhook POST may take, ms (notify_timeout_ms; default 5000).
+    #[arg(long)]
+    pub notify_timeout_ms: Option<u64>,
+}
+
+impl Timing {
+    /// Overrides the config's values with the flags given.
+    fn apply(&self, c: &mut NodeConfig) {
+        let set = |flag: Option<u64>, key: &mut u64| {
+            if let Some(v) = flag {
+                *key = v;
+            }
+        };
+        set(self.heartbeat_ms, &mut c.heartbeat_ms);
+        set(self.election_timeout_min_ms, &mut c.election_timeout_min_ms);
+        set(self.election_timeout_max_ms, &mut c.election_timeout_max_ms);
+        set(self.snapshot_every, &mut c.snapshot_every);
+        set(self.evaluate_every_ms, &mut c.evaluate_every_ms);
+        set(self.request_timeout_ms, &mut c.request_timeout_ms);
+        set(self.notify_retry_ms, &mut c.notify_retry_ms);
+        set(self.notify_retry_max_ms, &mut c.notify_retry_max_ms);
+        set(self.notify_timeout_ms, &mut c.notify_timeout_ms);
+        if let Some(v) = self.max_batch_signals {
+            c.max_batch_signals = v;
+        }
+        c.early_kill |= self.early_kill;
+    }
 }
 
 /// Builds the configuration: file first, then flags; validated.
@@ -79,6 +147,7 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
     if let Some(skew) = args.max_clock_skew_ms {
         config.max_clock_skew_ms = skew;
     }
+    args.timing.apply(&mut config);
     config.validate()?;
     Ok(config)
 }
@@ -127,6 +196,72 @@ pub async fn run(args: ServeArgs, tls: Option<crate::tls::TlsFiles>) -> anyhow::
             // exit non-zero so a supervisor restarts the node, which then re-checks its disk.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(5), running.stop()).await;
             anyhow::bail!("raft stopped on this node: {reason}; exiting")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::super::{Cli, Command};
+    use crate::node::NodeConfig;
+
+    fn serve(extra: &[&str]) -> anyhow::Result<NodeConfig> {
+        let mut argv = vec![
+            "rampart",
+            "serve",
+            "--id",
+            "1",
+            "--listen",
+            "127.0.0.1:7101",
+        ];
+        argv.extend_from_slice(&["--data", "d"]);
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Serve(args) => super::config(&args),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn timing_flags_set_the_config_and_are_validated() {
+        let c =
+            serve(&["--heartbeat-ms", "50", "--election-timeout-min-ms", "200"]).expect("config");
+        assert_eq!((c.heartbeat_ms, c.election_timeout_min_ms), (50, 200));
+        let e = serve(&["--election-timeout-min-ms", "150"]).expect_err("too short");
+        assert!(e.to_string().contains("election_timeout_min_ms"), "{e}");
+        assert!(serve(&["--early-kill"]).expect("config").early_kill);
+    }
+
+    /// The defaults `serve --help` states are the ones the node runs with.
+    #[test]
+    fn help_states_the_real_defaults() {
+        let mut cli = Cli::command();
+        let help = cli
+            .find_subcommand_mut("serve")
+            .expect("serve")
+            .render_long_help()
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let d = NodeConfig::new(1, "127.0.0.1:1".parse().unwrap(), "d".into());
+        for (key, value) in [
+            ("heartbeat_ms", d.heartbeat_ms),
+            ("election_timeout_min_ms", d.election_timeout_min_ms),
+            ("election_timeout_max_ms", d.election_timeout_max_ms),
+            ("snapshot_every", d.snapshot_every),
+            ("evaluate_every_ms", d.evaluate_every_ms),
+            ("request_timeout_ms", d.request_timeout_ms),
+            ("max_batch_signals", d.max_batch_signals as u64),
+            ("notify_retry_ms", d.notify_retry_ms),
+            ("notify_retry_max_ms", d.notify_retry_max_ms),
+            ("notify_timeout_ms", d.notify_timeout_ms),
+            ("max_clock_skew_ms", d.max_clock_skew_ms),
+        ] {
+            let stated = format!("{key}; default {value}");
+            assert!(help.contains(&stated), "serve --help lacks {stated:?}");
         }
     }
 }

@@ -123,19 +123,17 @@ pub fn parse_arrivals(text: &str) -> (Vec<Arrival>, Vec<(usize, SignalError)>) {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let parsed = serde_json::from_str::<SignalLine>(trimmed)
-            .map_err(|e| SignalError::new("line", e.to_string()))
-            .and_then(|l| {
-                let received = l
-                    .received
-                    .as_deref()
-                    .map(|r| super::signal::parse_time("received", r))
-                    .transpose()?;
-                Ok(Arrival {
-                    signal: l.into_signal()?,
-                    received,
-                })
-            });
+        let parsed = SignalLine::read(trimmed).and_then(|l| {
+            let received = l
+                .received
+                .as_deref()
+                .map(|r| super::signal::parse_time("received", r))
+                .transpose()?;
+            Ok(Arrival {
+                signal: l.into_signal()?,
+                received,
+            })
+        });
         match parsed {
             Ok(a) => arrivals.push(a),
             Err(e) => errors.push((i + 1, e)),

@@ -248,6 +248,39 @@ pub struct SignalLine {
     pub received: Option<String>,
 }
 
+impl SignalLine {
+    /// Reads one line of a signal file. A value of the wrong type names its field
+    /// (`events: invalid value: integer `-1`, expected u64`); a line that is not JSON is
+    /// `line`. Positions inside the line are left out: the caller knows the file's line.
+    pub fn read(json: &str) -> Result<SignalLine, SignalError> {
+        let mut de = serde_json::Deserializer::from_str(json);
+        serde_path_to_error::deserialize(&mut de).map_err(line_error)
+    }
+
+    /// `read`, for an item already parsed as JSON (an element of a JSON array).
+    pub fn read_value(value: serde_json::Value) -> Result<SignalLine, SignalError> {
+        serde_path_to_error::deserialize(value).map_err(line_error)
+    }
+}
+
+fn line_error(e: serde_path_to_error::Error<serde_json::Error>) -> SignalError {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let mut reason = inner.to_string();
+    if inner.line() > 0 {
+        if let Some((message, _)) = reason.rsplit_once(" at line ") {
+            reason = message.to_owned();
+        }
+    }
+    // serde_path_to_error spells "no field yet" as "." or "?".
+    let field = if path.is_empty() || path == "." || path == "?" {
+        "line"
+    } else {
+        path.as_str()
+    };
+    SignalError::new(field, reason)
+}
+
 /// A sketch as a signal line carries it: `{"relative_accuracy": 0.01, "bins": {"-230": 4},
 /// "zeros": 0}` (bucket k = ⌈ln x / ln γ⌉, γ = (1 + a)/(1 − a)).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -498,6 +531,25 @@ mod tests {
         serde_json::from_str::<SignalLine>(json)
             .unwrap()
             .into_signal()
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_field() {
+        let e = SignalLine::read(r#"{"gate":"g","metric":"m","arm":"treatment","at":"2026-11-21T10:03:00Z","events":-1,"trials":3}"#).unwrap_err();
+        assert_eq!(e.field, "events");
+        assert!(
+            e.reason.contains("-1") && !e.reason.contains("column"),
+            "{}",
+            e.reason
+        );
+        let e = SignalLine::read("{not json").unwrap_err();
+        assert_eq!(e.field, "line");
+        let e =
+            SignalLine::read(r#"{"gate":"g","metric":"m","arm":"treatment","at":"x","colour":1}"#)
+                .unwrap_err();
+        assert!(e.reason.contains("colour"), "{}", e.reason);
+        let e = SignalLine::read_value(serde_json::json!({"gate": 3})).unwrap_err();
+        assert_eq!(e.field, "gate");
     }
 
     #[test]

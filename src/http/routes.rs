@@ -334,10 +334,7 @@ fn signals_of(body: &[u8]) -> Result<Parsed, HttpError> {
     let mut take = |position: Position, value: Result<Value, String>| {
         let parsed = value
             .map_err(|e| ("line".to_owned(), e))
-            .and_then(|v| {
-                serde_json::from_value::<SignalLine>(v)
-                    .map_err(|e| ("signal".to_owned(), e.to_string()))
-            })
+            .and_then(|v| SignalLine::read_value(v).map_err(|e| (e.field, e.reason)))
             .and_then(|l| l.into_signal().map_err(|e| (e.field, e.reason)));
         match parsed {
             Ok(s) => good.push((position, signal_to_proto(&s))),

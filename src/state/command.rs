@@ -120,6 +120,10 @@ pub struct IngestOutcome {
     pub rejected: Vec<Rejection>,
     /// True when the key was seen before and this answer is the stored one.
     pub duplicate: bool,
+    /// The Raft log index of the entry that first applied the batch (a duplicate's answer
+    /// carries the original's). 0 in answers stored by older nodes.
+    #[serde(default)]
+    pub log_index: u64,
 }
 
 /// What applying an entry produced.

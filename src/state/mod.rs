@@ -47,6 +47,12 @@ pub struct State {
 impl State {
     /// Applies one entry at its proposal time.
     pub fn apply(&mut self, request: &Request) -> Response {
+        self.apply_at(request, 0)
+    }
+
+    /// `apply` for the entry at `log_index` of the Raft log (recorded with ingest outcomes,
+    /// so a retried batch is answered with the index that committed it).
+    pub fn apply_at(&mut self, request: &Request, log_index: u64) -> Response {
         self.cluster_time = self.cluster_time.max(request.at);
         let now = self.cluster_time;
         match &request.command {
@@ -70,11 +76,11 @@ impl State {
             Command::Ingest {
                 idempotency_key,
                 signals,
-            } => Response::Ingested(self.ingest(idempotency_key, signals)),
+            } => Response::Ingested(self.ingest(idempotency_key, signals, log_index)),
             Command::IngestGroup { batches } => Response::IngestedGroup(
                 batches
                     .iter()
-                    .map(|b| self.ingest(&b.idempotency_key, &b.signals))
+                    .map(|b| self.ingest(&b.idempotency_key, &b.signals, log_index))
                     .collect(),
             ),
             Command::Decide {
@@ -140,7 +146,7 @@ impl State {
         self.gates.get(key).filter(|g| !g.deleted)
     }
 
-    fn ingest(&mut self, key: &str, signals: &[Signal]) -> IngestOutcome {
+    fn ingest(&mut self, key: &str, signals: &[Signal], log_index: u64) -> IngestOutcome {
         if let Some(seen) = self.ingested.get(key) {
             return IngestOutcome {
                 duplicate: true,
@@ -148,7 +154,10 @@ impl State {
             };
         }
         let now = self.cluster_time;
-        let mut outcome = IngestOutcome::default();
+        let mut outcome = IngestOutcome {
+            log_index,
+            ..IngestOutcome::default()
+        };
         for (i, signal) in signals.iter().enumerate() {
             match self.fold_signal(signal, now) {
                 Ok(()) => outcome.accepted += 1,

@@ -297,7 +297,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             .as_ref()
                             .and_then(|g| applied.state.gates.get(g))
                             .map_or(0, |g| g.version);
-                        let response = applied.state.apply(&request);
+                        let response = applied.state.apply_at(&request, entry.log_id.index);
                         if let Some(g) = gate.as_ref().and_then(|g| applied.state.gates.get(g)) {
                             let from = g.decisions.partition_point(|d| d.version <= before);
                             published.extend(g.decisions[from..].iter().cloned().map(Arc::new));
