@@ -70,7 +70,12 @@ pub async fn run(node: Arc<Node>, mut shutdown: watch::Receiver<bool>) {
             caught_up_in = Some(term);
         }
         if let Err(e) = evaluate_round(&node, term).await {
-            tracing::debug!(error = %e, "evaluation round stopped");
+            // A leader that is being deposed stops its round as a matter of course.
+            if node.is_leader() && !e.retryable() {
+                tracing::warn!(error = %e, term, "evaluation round failed; retried next tick");
+            } else {
+                tracing::debug!(error = %e, "evaluation round stopped");
+            }
         }
         let rollbacks = if node.config.early_kill {
             let applied = node.state.read();

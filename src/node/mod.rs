@@ -141,6 +141,7 @@ impl Node {
         tokio::spawn(timekeeper::run(node.clone(), node.shutdown.subscribe()));
         tokio::spawn(group_commit::run(node.clone(), ingest_rx));
         tokio::spawn(count_leader_changes(node.clone()));
+        tokio::spawn(log_decisions(node.clone()));
         Ok(node)
     }
 
@@ -550,6 +551,65 @@ async fn count_leader_changes(node: Arc<Node>) {
             node.metrics.leader_changes.inc();
             tracing::info!(leader = ?leader, previous = ?known, "leader changed");
             known = leader;
+        }
+    }
+}
+
+/// Logs every decision this node applies (gate, cohort, action, version, who, reason), so a
+/// node's log is an audit trail an operator can grep or ship.
+async fn log_decisions(node: Arc<Node>) {
+    let mut decisions = node.state.subscribe();
+    let mut shutdown = node.shutdown.subscribe();
+    loop {
+        let decision = tokio::select! {
+            d = decisions.recv() => d,
+            _ = shutdown.changed() => return,
+        };
+        match decision {
+            Ok(d) => {
+                let changes: Vec<String> = d
+                    .changes
+                    .iter()
+                    .filter(|c| c.from_exposure != c.to_exposure)
+                    .map(|c| format!("{} {}→{}", c.cohort, c.from_exposure, c.to_exposure))
+                    .collect();
+                let by = match &d.decided_by {
+                    crate::state::DecidedBy::Leader { node, term } => {
+                        format!("leader:{node}@{term}")
+                    }
+                    crate::state::DecidedBy::Operator { actor } => format!("operator:{actor}"),
+                };
+                let cohort = d
+                    .cohort
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                let action = d.action.label();
+                // A window that changes nothing is the common case: kept out of info.
+                if action == "stay" {
+                    tracing::debug!(node = node.id, gate = %d.gate, %cohort, version = d.version, "decision: stay");
+                    continue;
+                }
+                tracing::info!(
+                    node = node.id,
+                    gate = %d.gate,
+                    %cohort,
+                    %action,
+                    version = d.version,
+                    exposure = %changes.join(", "),
+                    kill_switch = d.kill_switch,
+                    %by,
+                    reason = %d.reason,
+                    "decision"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "decision log lagged; see `rampart decisions` for the full trail"
+                );
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }
