@@ -53,6 +53,7 @@ BIN=$RAMPART_BIN
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
+  cd /
   for p in ${PIDS[@]+"${PIDS[@]}"}; do kill "$p" 2>/dev/null || true; done
   for p in ${PIDS[@]+"${PIDS[@]}"}; do
     for _ in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -120,6 +121,9 @@ echo "cluster ready; fuzzing $URL for at most ${MAX_TIME}s (seed $SEED)"
 CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 CHECKS=$CHECKS,response_headers_conformance,negative_data_rejection,missing_required_header,unsupported_method
 status=0
+# From the scratch directory: schemathesis keeps a cache (.schemathesis/) in its working
+# directory, which must not land in the clone.
+cd "$WORK"
 SCHEMATHESIS_HOOKS=$HERE/hooks.py "$SCHEMATHESIS_VENV/bin/schemathesis" run "$ROOT/docs/openapi.yaml" \
   --url "$URL" \
   --checks "$CHECKS" \
