@@ -593,6 +593,150 @@ async fn every_route_in_the_openapi_document_is_served() {
     cluster.stop().await;
 }
 
+/// What schemathesis (tests/schemathesis/run.sh) found: each bad request is a 4xx in the
+/// API's error shape naming the part of the request at fault, never a plain-text answer or an
+/// input quietly taken for another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_found_by_fuzzing_name_their_field() {
+    let cluster = Cluster::start_with(1, with_http).await;
+    cluster.wait_for_leader().await;
+    let client = reqwest::Client::new();
+    let put = client
+        .put(url(&cluster, 0, "/v1/contracts/fast"))
+        .body(FAST_CONTRACT)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), StatusCode::OK);
+    let error = |status: StatusCode, field: &str, body: &Value| {
+        assert_eq!(body["field"], field, "{body}");
+        assert!(
+            body["code"].is_string() && body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+        assert!(status.is_client_error(), "{status} {body}");
+    };
+
+    // An empty consistency is not the default: the enum has no empty value.
+    for path in [
+        "/v1/gates?consistency=",
+        "/v1/gates/fast?consistency=",
+        "/v1/contracts?consistency=",
+        "/v1/contracts/fast?consistency=",
+        "/v1/gates/fast?consistency=LOCAL",
+    ] {
+        let (status, body) = get(&client, &url(&cluster, 0, path)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        error(status, "consistency", &body);
+    }
+    // A path parameter that is not UTF-8 once decoded: JSON naming it, not axum's plain text.
+    for (path, field) in [
+        ("/v1/gates/%FF", "gate"),
+        ("/v1/gates/%FF/verdict", "gate"),
+        ("/v1/flagger/%FF", "hook"),
+    ] {
+        let response = client
+            .request(
+                if field == "hook" {
+                    reqwest::Method::POST
+                } else {
+                    reqwest::Method::GET
+                },
+                url(&cluster, 0, path),
+            )
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response
+                .headers()
+                .get("content-type")
+                .is_some_and(|t| t == "application/json"),
+            "{path}: {:?}",
+            response.headers()
+        );
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        error(status, field, &body);
+    }
+    // Evaluate's unit is the query's `unit`, not the gRPC field's `unit_id`.
+    let (status, body) = get(&client, &url(&cluster, 0, "/v1/gates/fast/evaluate")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    error(status, "unit", &body);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("unit:")),
+        "{body}"
+    );
+    // A method a route does not take: 405 with Allow, in the error shape.
+    let response = client
+        .post(url(&cluster, 0, "/v1/gates"))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(
+        response
+            .headers()
+            .get("allow")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("GET")),
+        "{:?}",
+        response.headers()
+    );
+    let (status, body) = json_of(response).await;
+    error(status, "method", &body);
+    assert_eq!(body["code"], "unimplemented", "{body}");
+    // A limit above the most a page holds is that most, not a 400.
+    let (status, body) = get(
+        &client,
+        &url(&cluster, 0, "/v1/gates/fast/decisions?limit=99999999999"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Flagger's payload fields are typed as documented, even those rampart does not read.
+    let (status, body) = json_of(
+        client
+            .post(url(&cluster, 0, "/v1/flagger/confirm-rollout"))
+            .json(&json!({"phase": 5, "metadata": {"gate": "fast"}}))
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    error(status, "body", &body);
+    // A body sent as JSON is a JSON array of signals: one object is a 400, not a JSON line.
+    let (status, body) = json_of(
+        client
+            .post(url(&cluster, 0, "/v1/signals"))
+            .header("idempotency-key", "fuzzed-1")
+            .json(&json!({"gate": "fast"}))
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    error(status, "body", &body);
+    // ... while the same line as JSON lines is read, and refused by line.
+    let (status, body) = json_of(
+        client
+            .post(url(&cluster, 0, "/v1/signals"))
+            .header("idempotency-key", "fuzzed-2")
+            .header("content-type", "application/x-ndjson")
+            .body(json!({"gate": "fast"}).to_string())
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["rejections"][0]["line"], 1, "{body}");
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
     // Three nodes, scraped at the leader: it alone has the replication series.

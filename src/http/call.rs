@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Path};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use tonic::service::Interceptor;
@@ -35,6 +35,30 @@ impl FromRequestParts<Edge> for Door {
             headers: parts.headers.clone(),
             peer,
         })
+    }
+}
+
+/// The one parameter of a route's path (`{gate}`, `{hook}`), decoded; one that is not UTF-8
+/// once percent-decoded is a 400 naming the parameter.
+pub struct Segment(pub String);
+
+#[axum::async_trait]
+impl FromRequestParts<Edge> for Segment {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, edge: &Edge) -> Result<Self, HttpError> {
+        match Path::<String>::from_request_parts(parts, edge).await {
+            Ok(Path(value)) => Ok(Segment(value)),
+            Err(e) => {
+                let name = parts
+                    .extensions
+                    .get::<MatchedPath>()
+                    .and_then(|p| p.as_str().split('/').find_map(|s| s.strip_prefix(':')))
+                    .unwrap_or("path")
+                    .to_owned();
+                Err(HttpError::invalid(name, e.body_text()))
+            }
+        }
     }
 }
 
@@ -90,10 +114,11 @@ impl Edge {
     }
 }
 
-/// `?consistency=local|linearizable` as the proto's enum; anything else names the field.
+/// `?consistency=local|linearizable` as the proto's enum (absent: the call's default);
+/// anything else, an empty value included, names the field.
 pub fn consistency(value: Option<&str>) -> Result<i32, HttpError> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") => Ok(pb::Consistency::Unspecified as i32),
+    match value {
+        None => Ok(pb::Consistency::Unspecified as i32),
         Some("local") => Ok(pb::Consistency::Local as i32),
         Some("linearizable") => Ok(pb::Consistency::Linearizable as i32),
         Some(other) => Err(HttpError::invalid(

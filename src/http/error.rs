@@ -43,6 +43,18 @@ impl HttpError {
         }
     }
 
+    /// The route exists but does not take this method (405; the router adds `Allow`).
+    pub fn method_not_allowed(method: &str, path: &str) -> Self {
+        HttpError {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            code: "unimplemented",
+            field: Some("method".into()),
+            message: format!(
+                "method: {path} does not take {method}; the routes are in docs/openapi.yaml"
+            ),
+        }
+    }
+
     /// The thing asked for does not exist (404).
     pub fn not_found(message: impl Into<String>) -> Self {
         HttpError {
@@ -51,6 +63,20 @@ impl HttpError {
             field: None,
             message: message.into(),
         }
+    }
+}
+
+impl HttpError {
+    /// The same error with the request field the gRPC message calls `grpc` named as the HTTP
+    /// request names it (`unit_id` is the query's `unit`).
+    pub fn naming(mut self, grpc: &str, http: &str) -> Self {
+        if self.field.as_deref() == Some(grpc) {
+            self.field = Some(http.to_owned());
+            if let Some(rest) = self.message.strip_prefix(grpc) {
+                self.message = format!("{http}{rest}");
+            }
+        }
+        self
     }
 }
 
@@ -129,6 +155,16 @@ mod tests {
         assert_eq!(e.code, "invalid_argument");
         assert_eq!(e.field.as_deref(), Some("signals[2].at"));
         assert_eq!(e.message, "signals[2].at: is in the future");
+    }
+
+    #[test]
+    fn a_grpc_field_is_named_as_the_http_request_names_it() {
+        let status: tonic::Status = ApiError::invalid("unit_id", "must be 1 to 256 bytes").into();
+        let e = HttpError::from(status).naming("unit_id", "unit");
+        assert_eq!(e.field.as_deref(), Some("unit"));
+        assert_eq!(e.message, "unit: must be 1 to 256 bytes");
+        let other = HttpError::invalid("cohort", "name one").naming("unit_id", "unit");
+        assert_eq!(other.field.as_deref(), Some("cohort"));
     }
 
     #[test]

@@ -7,16 +7,16 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery};
+use axum::extract::RawQuery;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::call::Door;
+use super::call::{Door, Segment};
 use super::error::HttpError;
-use super::routes::params;
+use super::routes::{body_bytes, params};
 use super::Edge;
 use crate::engine::signal::format_time;
 use crate::proto::v1 as pb;
@@ -145,7 +145,7 @@ impl Edge {
 
 async fn verdict(
     door: Door,
-    Path(gate): Path<String>,
+    Segment(gate): Segment,
     RawQuery(q): RawQuery,
 ) -> Result<Json<Verdict>, HttpError> {
     let p = params(q.as_deref(), &["cohort"])?;
@@ -213,6 +213,11 @@ struct FlaggerPayload {
     name: String,
     #[serde(default)]
     namespace: String,
+    /// Not read, but typed as the document says (a number there is a 400, not ignored).
+    #[serde(default, rename = "phase")]
+    _phase: String,
+    #[serde(default, rename = "checksum")]
+    _checksum: String,
     #[serde(default)]
     metadata: std::collections::HashMap<String, String>,
 }
@@ -223,7 +228,7 @@ fn one_line(status: StatusCode, text: String) -> Response {
 
 async fn flagger(
     door: Door,
-    Path(hook): Path<String>,
+    Segment(hook): Segment,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, HttpError> {
     let Some(hook) = Hook::parse(&hook) else {
@@ -232,7 +237,7 @@ async fn flagger(
              confirm-promotion and rollback"
         )));
     };
-    let body = body.map_err(|e| HttpError::invalid("body", e.body_text()))?;
+    let body = body_bytes(body)?;
     let payload: FlaggerPayload = serde_json::from_slice(&body)
         .map_err(|e| HttpError::invalid("body", format!("not a Flagger payload: {e}")))?;
     let gate = payload.metadata.get("gate").cloned().ok_or_else(|| {

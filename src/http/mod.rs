@@ -56,6 +56,7 @@ pub fn router(node: Arc<Node>) -> Router {
     routes::routes()
         .merge(hooks::routes())
         .merge(metrics::routes())
+        .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(edge.clone(), count))
         .layer(axum::extract::DefaultBodyLimit::max(
@@ -70,6 +71,11 @@ async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> error::Ht
         "no route {method} {}: the routes are in docs/openapi.yaml",
         uri.path()
     ))
+}
+
+/// A served path asked with a method it does not take: 405 in the API's error shape.
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> error::HttpError {
+    error::HttpError::method_not_allowed(method.as_str(), uri.path())
 }
 
 /// Counts and times every request under its route's pattern (never the raw path: an unknown

@@ -4,13 +4,13 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, RawQuery};
+use axum::extract::RawQuery;
 use axum::http::{header, HeaderMap};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::call::{consistency, Door};
+use super::call::{consistency, Door, Segment};
 use super::error::HttpError;
 use super::Edge;
 use crate::api::convert::signal_to_proto;
@@ -96,19 +96,20 @@ async fn list_gates(door: Door, RawQuery(q): RawQuery) -> Answer {
     ))
 }
 
-async fn get_gate(door: Door, Path(gate): Path<String>, RawQuery(q): RawQuery) -> Answer {
+async fn get_gate(door: Door, Segment(gate): Segment, RawQuery(q): RawQuery) -> Answer {
     let consistency = read_consistency(q.as_deref())?;
     let request = door.request(pb::GetGateRequest { gate, consistency })?;
     let reply = Gates::get_gate(&door.edge.api, request).await?.into_inner();
     Ok(Json(view::gate(&reply)))
 }
 
-async fn list_decisions(door: Door, Path(gate): Path<String>, RawQuery(q): RawQuery) -> Answer {
+async fn list_decisions(door: Door, Segment(gate): Segment, RawQuery(q): RawQuery) -> Answer {
     let p = params(q.as_deref(), &["after_version", "limit", "consistency"])?;
     let message = pb::ListDecisionsRequest {
         gate,
         after_version: number(&p, "after_version")?.unwrap_or(0),
-        limit: number(&p, "limit")?.unwrap_or(0),
+        // Any limit above the most a page holds (1000) is that most.
+        limit: number::<u64>(&p, "limit")?.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)),
         consistency: consistency(p.get("consistency").map(String::as_str))?,
     };
     let request = door.request(message)?;
@@ -120,7 +121,7 @@ async fn list_decisions(door: Door, Path(gate): Path<String>, RawQuery(q): RawQu
     ))
 }
 
-async fn evaluate(door: Door, Path(gate): Path<String>, RawQuery(q): RawQuery) -> Answer {
+async fn evaluate(door: Door, Segment(gate): Segment, RawQuery(q): RawQuery) -> Answer {
     let p = params(q.as_deref(), &["unit", "cohort", "consistency"])?;
     let message = pb::EvaluateRequest {
         gate,
@@ -129,7 +130,10 @@ async fn evaluate(door: Door, Path(gate): Path<String>, RawQuery(q): RawQuery) -
         consistency: consistency(p.get("consistency").map(String::as_str))?,
     };
     let request = door.request(message)?;
-    let r = Gates::evaluate(&door.edge.api, request).await?.into_inner();
+    let r = Gates::evaluate(&door.edge.api, request)
+        .await
+        .map_err(|s| HttpError::from(s).naming("unit_id", "unit"))?
+        .into_inner();
     Ok(Json(json!({
         "variant": r.variant, "treatment": r.treatment, "bucket": r.bucket, "exposure": r.exposure,
         "kill_switch": r.kill_switch, "gate_version": r.gate_version, "read": r.read.as_ref().map(view::read),
@@ -160,7 +164,8 @@ fn text_field(map: &serde_json::Map<String, Value>, key: &str) -> Result<String,
     }
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
+/// The body, or why it could not be read (too large: 413), in the API's error shape.
+pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
     body.map_err(|e| HttpError {
         status: e.status(),
         code: "invalid_argument",
@@ -171,7 +176,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
 
 async fn override_gate(
     door: Door,
-    Path(gate): Path<String>,
+    Segment(gate): Segment,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let body = body_bytes(body)?;
@@ -230,7 +235,7 @@ async fn list_contracts(door: Door, RawQuery(q): RawQuery) -> Answer {
     ))
 }
 
-async fn get_contract(door: Door, Path(gate): Path<String>, RawQuery(q): RawQuery) -> Answer {
+async fn get_contract(door: Door, Segment(gate): Segment, RawQuery(q): RawQuery) -> Answer {
     let consistency = read_consistency(q.as_deref())?;
     let request = door.request(pb::GetContractRequest { gate, consistency })?;
     let reply = Contracts::get_contract(&door.edge.api, request)
@@ -239,13 +244,18 @@ async fn get_contract(door: Door, Path(gate): Path<String>, RawQuery(q): RawQuer
     Ok(Json(view::contract(&reply)))
 }
 
+/// Whether the request says its body is JSON (`Content-Type: application/json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"))
+}
+
 /// The contract's YAML from a YAML or JSON body, its `gate` the path's (filled in when the
 /// body leaves it out; a different one is refused).
 fn contract_yaml(gate: &str, headers: &HeaderMap, body: &[u8]) -> Result<String, HttpError> {
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/json"));
+    let json = is_json(headers);
     let mut document: serde_yaml::Value = if json {
         serde_json::from_slice(body)
             .map_err(|e| HttpError::invalid("body", format!("not JSON: {e}")))?
@@ -282,7 +292,7 @@ fn contract_yaml(gate: &str, headers: &HeaderMap, body: &[u8]) -> Result<String,
 
 async fn put_contract(
     door: Door,
-    Path(gate): Path<String>,
+    Segment(gate): Segment,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let body = body_bytes(body)?;
@@ -296,7 +306,7 @@ async fn put_contract(
     ))
 }
 
-async fn delete_contract(door: Door, Path(gate): Path<String>) -> Answer {
+async fn delete_contract(door: Door, Segment(gate): Segment) -> Answer {
     let request = door.request(pb::DeleteContractRequest { gate: gate.clone() })?;
     let r = Contracts::delete_contract(&door.edge.api, request)
         .await?
@@ -326,8 +336,9 @@ impl Position {
 /// A body's signals with their positions, and the rejections of those that cannot be read.
 type Parsed = (Vec<(Position, pb::Signal)>, Vec<Value>);
 
-/// The body's signals: a JSON array, or JSON lines; each that cannot be read is a rejection.
-fn signals_of(body: &[u8]) -> Result<Parsed, HttpError> {
+/// The body's signals: a JSON array (always, when `json`: the body says it is JSON), or JSON
+/// lines; each that cannot be read is a rejection.
+fn signals_of(body: &[u8], json: bool) -> Result<Parsed, HttpError> {
     let text = std::str::from_utf8(body).map_err(|_| HttpError::invalid("body", "is not UTF-8"))?;
     let mut good = Vec::new();
     let mut rejected = Vec::new();
@@ -341,9 +352,15 @@ fn signals_of(body: &[u8]) -> Result<Parsed, HttpError> {
             Err((field, reason)) => rejected.push(position.json(&field, &reason)),
         }
     };
-    if text.trim_start().starts_with('[') {
-        let items: Vec<Value> = serde_json::from_str(text)
-            .map_err(|e| HttpError::invalid("body", format!("not a JSON array: {e}")))?;
+    if json || text.trim_start().starts_with('[') {
+        let items: Vec<Value> = serde_json::from_str(text).map_err(|e| {
+            HttpError::invalid(
+                "body",
+                format!(
+                    "not a JSON array of signals ({e}); send JSON lines as application/x-ndjson"
+                ),
+            )
+        })?;
         for (i, item) in items.into_iter().enumerate() {
             take(Position::Index(i), Ok(item));
         }
@@ -380,7 +397,7 @@ async fn ingest(door: Door, body: Result<Bytes, BytesRejection>) -> Answer {
             )
         })?
         .to_owned();
-    let (good, mut rejected) = signals_of(&body)?;
+    let (good, mut rejected) = signals_of(&body, is_json(&door.headers))?;
     for r in &rejected {
         door.edge
             .node
