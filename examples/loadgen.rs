@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! loadgen ingest   ENDPOINTS CONCURRENCY SECONDS SIGNALS_PER_BATCH
+//! loadgen http     HTTP_ENDPOINTS CONCURRENCY SECONDS SIGNALS_PER_BATCH
 //! loadgen etcd     ENDPOINTS CONCURRENCY SECONDS
 //! loadgen evaluate ENDPOINTS CONCURRENCY SECONDS
 //! loadgen decision ENDPOINTS TRIALS
@@ -9,6 +10,10 @@
 //! `decision`: per trial, a fresh gate with 1s windows; a watch on the last endpoint; one
 //! breaching batch through the first; the time from its acknowledgement to the rollback
 //! decision arriving on the watch, and from the window's close (end + grace) to it.
+//! `http`: the same batches as `ingest` (the same signals, one batch per request, one request
+//! in flight per worker) as JSON lines POSTed to `/v1/signals` of the nodes' HTTP listeners
+//! (HTTP/1.1, a kept-alive connection per worker); a batch counts once answered 200 with every
+//! signal accepted.
 //! ENDPOINTS is a comma-separated list; workers spread over it round-robin. Prints one JSON
 //! line: operations per second and latency percentiles in microseconds.
 
@@ -44,6 +49,41 @@ async fn etcd_put(channel: Channel, key: Vec<u8>, value: Vec<u8>) -> Result<(), 
     grpc.unary(tonic::Request::new(PutRequest { key, value }), path, codec)
         .await
         .map(|_| ())
+}
+
+/// `signal(at, i)` as a JSON-lines line, as `POST /v1/signals` reads it.
+fn signal_line(at: &str, i: u64) -> String {
+    serde_json::json!({"gate": "bench", "metric": "error_rate",
+        "arm": if i % 2 == 0 { "treatment" } else { "control" },
+        "at": at, "events": 1, "trials": 100})
+    .to_string()
+}
+
+/// One batch through `POST /v1/signals`: answered 200 with all `expected` signals accepted.
+async fn http_ingest(
+    client: &reqwest::Client,
+    url: &str,
+    key: String,
+    body: String,
+    expected: u64,
+) -> bool {
+    let Ok(response) = client
+        .post(url)
+        .header("idempotency-key", key)
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+    else {
+        return false;
+    };
+    if !response.status().is_success() {
+        return false;
+    }
+    response
+        .json::<serde_json::Value>()
+        .await
+        .is_ok_and(|v| v["accepted"].as_u64() == Some(expected))
 }
 
 fn signal(at: i64, i: u64) -> pb::Signal {
@@ -178,7 +218,7 @@ async fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         args.len() >= 5,
-        "usage: loadgen ingest|etcd|evaluate ENDPOINTS CONCURRENCY SECONDS [SIGNALS]"
+        "usage: loadgen ingest|http|etcd|evaluate ENDPOINTS CONCURRENCY SECONDS [SIGNALS]"
     );
     let mode = args[1].clone();
     let endpoints: Vec<String> = args[2].split(',').map(str::to_owned).collect();
@@ -186,21 +226,40 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args[4].parse()?;
     let per_batch: u64 = args.get(5).map_or(Ok(1), |s| s.parse())?;
     let mut channels = Vec::new();
-    for e in &endpoints {
-        channels.push(
-            rampart::consensus::network::endpoint(e, None)?
-                .connect()
-                .await?,
-        );
+    if mode != "http" {
+        for e in &endpoints {
+            channels.push(
+                rampart::consensus::network::endpoint(e, None)?
+                    .connect()
+                    .await?,
+            );
+        }
     }
+    let http_urls: Vec<String> = endpoints
+        .iter()
+        .map(|e| {
+            let base = if e.contains("://") {
+                e.clone()
+            } else {
+                format!("http://{e}")
+            };
+            format!("{}/v1/signals", base.trim_end_matches('/'))
+        })
+        .collect();
+    // Keys unique to this run: a rerun against the same cluster is not a retry.
+    let run = std::process::id();
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut workers = Vec::new();
     for w in 0..concurrency {
-        let channel = channels[w % channels.len()].clone();
+        let channel = channels.get(w % channels.len().max(1)).cloned();
+        let url = http_urls[w % http_urls.len()].clone();
+        // A client (so a connection) per worker, as a gRPC worker has its request in flight.
+        let client = reqwest::Client::builder().http1_only().build()?;
         let mode = mode.clone();
         let errors = errors.clone();
         workers.push(tokio::spawn(async move {
+            let channel = || channel.clone().expect("a gRPC channel");
             let mut latencies = Vec::new();
             let mut n = 0u64;
             while Instant::now() < deadline {
@@ -211,19 +270,23 @@ async fn main() -> anyhow::Result<()> {
                         let at = rampart::node::wall_clock_ms();
                         let signals = (0..per_batch).map(|i| signal(at, i)).collect();
                         let request = pb::IngestRequest {
-                            idempotency_key: format!("w{w}-{n}"),
+                            idempotency_key: format!("{run}-w{w}-{n}"),
                             signals,
                         };
-                        SignalsClient::new(channel.clone())
-                            .ingest(request)
-                            .await
-                            .is_ok()
+                        SignalsClient::new(channel()).ingest(request).await.is_ok()
+                    }
+                    "http" => {
+                        let at =
+                            rampart::engine::signal::format_time(rampart::node::wall_clock_ms());
+                        let body = (0..per_batch)
+                            .map(|i| signal_line(&at, i))
+                            .collect::<Vec<_>>()
+                            .join("\n");
+                        http_ingest(&client, &url, format!("{run}-w{w}-{n}"), body, per_batch).await
                     }
                     "etcd" => {
                         let key = format!("bench/w{w}/{n}").into_bytes();
-                        etcd_put(channel.clone(), key, vec![b'x'; 100])
-                            .await
-                            .is_ok()
+                        etcd_put(channel(), key, vec![b'x'; 100]).await.is_ok()
                     }
                     "evaluate" => {
                         let request = pb::EvaluateRequest {
@@ -232,10 +295,7 @@ async fn main() -> anyhow::Result<()> {
                             cohort: String::new(),
                             consistency: 0,
                         };
-                        GatesClient::new(channel.clone())
-                            .evaluate(request)
-                            .await
-                            .is_ok()
+                        GatesClient::new(channel()).evaluate(request).await.is_ok()
                     }
                     other => panic!("unknown mode {other}"),
                 };

@@ -272,11 +272,14 @@ fn line_error(e: serde_path_to_error::Error<serde_json::Error>) -> SignalError {
             reason = message.to_owned();
         }
     }
-    // serde_path_to_error spells "no field yet" as "." or "?".
-    let field = if path.is_empty() || path == "." || path == "?" {
-        "line"
-    } else {
+    // serde_path_to_error spells "no field yet" as "." or "?": JSON that is no signal line
+    // (a missing or unknown field) is the `signal`'s fault, text that is no JSON the `line`'s.
+    let field = if !(path.is_empty() || path == "." || path == "?") {
         path.as_str()
+    } else if inner.is_data() {
+        "signal"
+    } else {
+        "line"
     };
     SignalError::new(field, reason)
 }
