@@ -30,6 +30,10 @@ use deliver::Outcome;
 /// when the node shuts down.
 pub async fn run(node: Arc<Node>) -> anyhow::Result<()> {
     let mut shutdown = node.shutdown_signal();
+    // Woken by each applied decision (not by every applied command: ingest is the hot path,
+    // and `commands_applied` wakes one waiter only, the evaluator's); a tick covers the rest
+    // (leadership changes, a lane that ended).
+    let mut decisions = node.state.subscribe();
     let client = deliver::client(Duration::from_millis(node.config.notify_timeout_ms))?;
     let mut lanes: HashMap<(GateKey, String), JoinHandle<()>> = HashMap::new();
     // The term in which this node passed the read barrier as leader.
@@ -39,7 +43,11 @@ pub async fn run(node: Arc<Node>) -> anyhow::Result<()> {
         tokio::select! {
             _ = shutdown.changed() => {}
             () = tokio::time::sleep(every) => {}
-            () = node.state.commands_applied().notified() => {}
+            r = decisions.recv() => {
+                if matches!(r, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                    break;
+                }
+            }
         }
         if *shutdown.borrow() {
             break;
