@@ -4,50 +4,15 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::Instant;
 
+use common::certs::{ca, issue, Ca};
 use common::Cluster;
 use rampart::auth::Bearer;
 use rampart::proto::v1 as pb;
 use rampart::proto::v1::gates_client::GatesClient;
-use rampart::tls::TlsFiles;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use reqwest::StatusCode;
 use tonic::service::interceptor::InterceptedService;
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().expect("ca key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).expect("self-signed ca");
-    Ca { cert, key }
-}
-
-/// A certificate for 127.0.0.1/localhost signed by `ca`, written under `dir`.
-fn issue(dir: &Path, prefix: &str, ca: &Ca) -> TlsFiles {
-    let key = KeyPair::generate().expect("key");
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("p");
-    let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("signed");
-    let files = TlsFiles {
-        ca: dir.join(format!("{prefix}-ca.pem")),
-        cert: dir.join(format!("{prefix}-cert.pem")),
-        key: dir.join(format!("{prefix}-key.pem")),
-    };
-    std::fs::write(&files.ca, ca.cert.pem()).expect("write ca");
-    std::fs::write(&files.cert, cert.pem()).expect("write cert");
-    std::fs::write(&files.key, key.serialize_pem()).expect("write key");
-    files
-}
 
 /// A fresh client (no pooled connection) trusting only `ca`, with no client certificate.
 fn trusting(ca: &Ca) -> reqwest::Client {

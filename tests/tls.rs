@@ -4,49 +4,13 @@
 
 mod common;
 
-use std::path::Path;
-
+use common::certs::{ca, issue};
 use common::{Cluster, FAST_CONTRACT};
 use rampart::consensus::network::endpoint;
 use rampart::proto::v1 as pb;
 use rampart::proto::v1::contracts_client::ContractsClient;
 use rampart::tls::{Tls, TlsFiles};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tonic::transport::Channel;
-
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-fn ca(name: &str) -> Ca {
-    let key = KeyPair::generate().expect("ca key");
-    let mut params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, name);
-    let cert = params.self_signed(&key).expect("self-signed ca");
-    Ca { cert, key }
-}
-
-/// Writes a certificate for 127.0.0.1/localhost signed by `ca`, and `ca`'s certificate, under
-/// `dir` with `prefix`; returns the files.
-fn issue(dir: &Path, prefix: &str, ca: &Ca) -> TlsFiles {
-    let key = KeyPair::generate().expect("key");
-    let params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).expect("p");
-    let cert = params.signed_by(&key, &ca.cert, &ca.key).expect("signed");
-    let files = TlsFiles {
-        ca: dir.join(format!("{prefix}-ca.pem")),
-        cert: dir.join(format!("{prefix}-cert.pem")),
-        key: dir.join(format!("{prefix}-key.pem")),
-    };
-    std::fs::write(&files.ca, ca.cert.pem()).expect("write ca");
-    std::fs::write(&files.cert, cert.pem()).expect("write cert");
-    std::fs::write(&files.key, key.serialize_pem()).expect("write key");
-    files
-}
 
 async fn connect(addr: &str, files: Option<&TlsFiles>) -> Result<Channel, String> {
     let tls = files.map(|f| Tls::load(f).expect("load").client());
