@@ -24,6 +24,7 @@ use rampart::engine::signal::{Arm, Measurement, Signal};
 use rampart::engine::stats::normal_quantile;
 use rampart::engine::{Contract, Verdict};
 use rampart::ids::{CohortName, GateKey, MetricName};
+use rampart::scenario::{binomial, likert, normal, poisson};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -64,26 +65,6 @@ struct Trace {
     cohort: usize,
     /// Expected reviews per arm and window (600 for the power case).
     reviews: f64,
-}
-
-fn normal(rng: &mut StdRng) -> f64 {
-    let u: f64 = 1.0 - rng.gen::<f64>();
-    let v: f64 = rng.gen::<f64>();
-    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-}
-
-fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
-    if n > 2000 {
-        // Normal approximation, rounded and clamped: enough for counts this large.
-        let nf = n as f64;
-        let x = nf * p + (nf * p * (1.0 - p)).sqrt() * normal(rng);
-        return x.round().clamp(0.0, nf) as u64;
-    }
-    (0..n).filter(|_| rng.gen::<f64>() < p).count() as u64
-}
-
-fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
-    (mean + mean.sqrt() * normal(rng)).round().max(0.0) as u64
 }
 
 /// One rollout's per-seed world: base rates vary between rollouts.
@@ -220,21 +201,6 @@ fn signals(trace: &Trace, rng: &mut StdRng) -> Vec<Signal> {
         }
     }
     out
-}
-
-/// A CSAT answer: mean 4.1 (sd ≈ 1.07); a drop d moves d/2 of the mass from 5 to 3.
-fn likert(rng: &mut StdRng, drop: f64) -> f64 {
-    let shift = drop / 2.0;
-    let p = [0.05, 0.05, 0.10 + shift, 0.35, 0.45 - shift];
-    let u: f64 = rng.gen();
-    let mut acc = 0.0;
-    for (i, pi) in p.iter().enumerate() {
-        acc += pi;
-        if u < acc {
-            return (i + 1) as f64;
-        }
-    }
-    5.0
 }
 
 fn alarm(v: Verdict) -> bool {

@@ -324,13 +324,15 @@ pub fn to_lines(arrivals: &[Arrival]) -> String {
     out
 }
 
-fn normal(rng: &mut StdRng) -> f64 {
+/// A standard normal draw (Box–Muller).
+pub fn normal(rng: &mut StdRng) -> f64 {
     let u: f64 = 1.0 - rng.gen::<f64>();
     let v: f64 = rng.gen::<f64>();
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
-fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
+/// A Binomial(n, p) draw (exact up to n = 2000, then the normal approximation).
+pub fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
     if n > 2000 {
         // Normal approximation, rounded and clamped: enough for counts this large.
         let nf = n as f64;
@@ -340,12 +342,13 @@ fn binomial(rng: &mut StdRng, n: u64, p: f64) -> u64 {
     (0..n).filter(|_| rng.gen::<f64>() < p).count() as u64
 }
 
-fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
+/// A Poisson draw by its normal approximation (the means here are large).
+pub fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
     (mean + mean.sqrt() * normal(rng)).round().max(0.0) as u64
 }
 
 /// A CSAT answer: mean 4.1 (sd ≈ 1.07); a drop d moves d/2 of the mass from 5 to 3.
-fn likert(rng: &mut StdRng, drop: f64) -> f64 {
+pub fn likert(rng: &mut StdRng, drop: f64) -> f64 {
     let shift = drop / 2.0;
     let p = [0.05, 0.05, 0.10 + shift, 0.35, 0.45 - shift];
     let u: f64 = rng.gen();
