@@ -1,4 +1,5 @@
-//! Cluster administration over gRPC: init, add learner, promote, remove, status.
+//! Cluster administration over gRPC: init, add learner, promote, remove, status, backup and
+//! restore (`api::backup`).
 
 use std::collections::BTreeMap;
 
@@ -124,5 +125,22 @@ impl Admin for Api {
     async fn status(&self, request: Request<pb::StatusRequest>) -> ApiResult<pb::ClusterStatus> {
         authorize(&request, Role::Reader, "reading cluster status")?;
         Ok(Response::new(view(self.node.status().await)))
+    }
+
+    type BackupStream = super::backup::BackupStream;
+
+    async fn backup(&self, request: Request<pb::BackupRequest>) -> ApiResult<Self::BackupStream> {
+        authorize(&request, Role::Admin, "taking a backup")?;
+        super::backup::backup(&self.node).await
+    }
+
+    type RestoreStream = super::backup::RestoreStream;
+
+    async fn restore(
+        &self,
+        request: Request<tonic::Streaming<pb::BackupChunk>>,
+    ) -> ApiResult<Self::RestoreStream> {
+        authorize(&request, Role::Admin, "restoring a backup")?;
+        super::backup::restore(self.node.clone(), request).await
     }
 }

@@ -63,6 +63,7 @@ impl From<ApiError> for Status {
                     StateError::UnknownGate(_) | StateError::UnknownCohort { .. },
                 ) => Code::NotFound,
                 NodeError::Refused(StateError::Invalid { .. }) => Code::InvalidArgument,
+                NodeError::Refused(StateError::NotEmpty { .. }) => Code::FailedPrecondition,
             },
         };
         let mut status = Status::new(code, message);

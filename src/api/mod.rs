@@ -8,6 +8,7 @@
 //! storage and never decide anything.
 
 pub mod admin;
+pub mod backup;
 pub mod contracts;
 pub mod convert;
 pub mod error;

@@ -17,6 +17,7 @@ macro_rules! out {
 }
 
 mod backtest;
+mod backup;
 mod client;
 mod demo;
 mod dev;
@@ -96,6 +97,11 @@ pub enum Command {
     /// Cluster membership and status.
     #[command(subcommand)]
     Cluster(remote::ClusterCmd),
+    /// Backups: save the whole cluster to a file, or check one.
+    #[command(subcommand)]
+    Snapshot(backup::SnapshotCmd),
+    /// Restore a backup file into a fresh cluster (initialised, no gate, no signal).
+    Restore(backup::RestoreArgs),
     /// Replay a signal file against a contract and print the decisions it would make.
     Backtest(backtest::BacktestArgs),
     /// Write a synthetic signal trace (healthy, regression, drift, ...) as JSON lines.
@@ -168,6 +174,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decisions(args) => remote::decisions(&target, out, args).await,
         Command::Override(args) => remote::override_gate(&target, out, args).await,
         Command::Cluster(cmd) => remote::cluster(&target, out, cmd).await,
+        Command::Snapshot(cmd) => backup::snapshot(&target, out, cmd).await,
+        Command::Restore(args) => backup::restore(&target, out, args).await,
         Command::Backtest(args) => backtest::run(out, &args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Health => remote::health(&target).await,

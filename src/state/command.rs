@@ -54,6 +54,8 @@ pub enum Command {
     },
     /// Nothing but time: lets windows close when no other entry arrives.
     Tick,
+    /// One part of a backup restored into a fresh cluster (see `state::restore`).
+    Restore(super::restore::RestorePart),
 }
 
 /// One client batch inside an `IngestGroup`.
@@ -153,6 +155,11 @@ pub enum Response {
         cursor: u64,
     },
     Ticked,
+    /// Parts of a restore applied so far; `received == parts` once the state is replaced.
+    Restored {
+        received: u32,
+        parts: u32,
+    },
     /// The command was refused; nothing changed.
     Refused(StateError),
 }
@@ -166,4 +173,7 @@ pub enum StateError {
     UnknownCohort { gate: GateKey, cohort: CohortName },
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// The command needs an empty cluster (a restore).
+    #[error("{reason}")]
+    NotEmpty { reason: String },
 }

@@ -8,6 +8,7 @@
 pub mod command;
 pub mod gate;
 pub mod notify;
+pub mod restore;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -42,6 +43,9 @@ pub struct State {
     pub ingested_order: VecDeque<(Millis, String)>,
     /// Signals accepted since the cluster began (across every gate).
     pub signals_accepted: u64,
+    /// The restore in progress, or the last one done (`state::restore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restoring: Option<restore::RestoreStaging>,
 }
 
 impl State {
@@ -130,6 +134,7 @@ impl State {
                 },
                 None => Response::Refused(StateError::UnknownGate(gate.clone())),
             },
+            Command::Restore(part) => self.restore(part),
             Command::Tick => Response::Ticked,
         }
     }

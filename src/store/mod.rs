@@ -43,6 +43,7 @@
 //! re-applies the committed log after it (the store persists `committed`). This module never
 //! interprets commands: `crate::state` does.
 
+pub mod backup;
 pub mod codec;
 pub mod durable;
 pub mod log;

@@ -260,6 +260,7 @@ fn touched_gate(command: &Command) -> Option<&GateKey> {
         Command::Ingest { .. }
         | Command::IngestGroup { .. }
         | Command::Notified { .. }
+        | Command::Restore(_)
         | Command::Tick => None,
     }
 }
