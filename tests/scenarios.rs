@@ -1,7 +1,7 @@
 //! Every scenario of rampart's own generator (`rampart simulate --list`, `src/scenario.rs`)
 //! ends as its description says for at least 20 of the seeds 1..=22, replayed through the
 //! backtester with the default contract `examples/checkout-v2.yaml`; so does every scenario
-//! of the original shared generator (`gen.py`), when it is found beside the clone.
+//! of another generator (the original `gen.py` of rampart's design) when one is named.
 //!
 //! Why not all 22: the engine's tests control false alarms at the contract's alpha (5% per
 //! cohort and rollout), not at zero, so a healthy trace can — rarely, and within alpha — be
@@ -9,9 +9,9 @@
 //! mobile). Two misses in 22 is the tolerance; every failure is printed. The measured false
 //! alarm rate is in `docs/engine-report.md`.
 //!
-//! The shared generator's traces come from the script when python3 and it are found (its path
-//! can be set with `RAMPART_SCENARIO_GEN`); otherwise from the committed seed-1 traces in
-//! `tests/data/scenarios/` (regenerated with `tools/scenario_traces.sh`).
+//! That generator's traces come from the script `RAMPART_SCENARIO_GEN` names, for every seed,
+//! when it and python3 are found; otherwise from its committed seed-1 traces in
+//! `tests/data/scenarios/` (regenerated with `tools/scenario_traces.sh path/to/gen.py`).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -45,11 +45,8 @@ const WINDOWS: i64 = 16;
 const START: i64 = 1_763_719_200_000;
 
 fn generator() -> Option<PathBuf> {
-    let path = std::env::var_os("RAMPART_SCENARIO_GEN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/scenarios/gen.py")
-        });
+    // Another generator's traces, when one is named (the committed seed-1 traces otherwise).
+    let path = PathBuf::from(std::env::var_os("RAMPART_SCENARIO_GEN")?);
     let works = path.exists()
         && Command::new("python3")
             .arg("--version")

@@ -44,6 +44,11 @@ pub trait Cluster: Send {
     fn wipe(&mut self, id: u64) -> anyhow::Result<()>;
     /// Stops everything and removes what the drill created.
     fn teardown(&mut self);
+    /// From its next start on, node `id` runs the binary under test instead of the older one
+    /// it started with (a rolling upgrade).
+    fn upgrade(&mut self, _id: u64) -> anyhow::Result<()> {
+        bail!("this target cannot run an older binary")
+    }
     /// Whether `set_clock` works (libfaketime preloaded into every node).
     fn can_skew_clocks(&self) -> bool {
         false
@@ -80,6 +85,9 @@ const PORT: u16 = 7400;
 /// Local `rampart serve` processes on loopback addresses.
 pub struct Loopback {
     binary: PathBuf,
+    /// The older binary nodes run until `upgrade` (a rolling-upgrade drill).
+    older: Option<PathBuf>,
+    upgraded: std::collections::BTreeSet<u64>,
     dir: PathBuf,
     ids: Vec<u64>,
     children: BTreeMap<u64, Child>,
@@ -95,9 +103,11 @@ const MAX_ID: u64 = 100;
 
 impl Loopback {
     /// A cluster of nodes 1..=n with data under `dir` (wiped first); with mutual TLS and
-    /// access tokens when `secure`; under libfaketime when `faketime` and it is installed.
+    /// access tokens when `secure`; under libfaketime when `faketime` and it is installed;
+    /// every node on `older` until upgraded, when given.
     pub fn new(
         binary: PathBuf,
+        older: Option<PathBuf>,
         dir: PathBuf,
         n: u64,
         secure: bool,
@@ -118,6 +128,8 @@ impl Loopback {
         };
         let mut cluster = Self {
             binary,
+            older,
+            upgraded: Default::default(),
             dir,
             ids: (1..=n).collect(),
             children: BTreeMap::new(),
@@ -213,7 +225,11 @@ impl Cluster for Loopback {
             .create(true)
             .append(true)
             .open(self.dir.join(format!("node{id}.log")))?;
-        let mut command = Command::new(&self.binary);
+        let binary = match &self.older {
+            Some(older) if !self.upgraded.contains(&id) => older,
+            _ => &self.binary,
+        };
+        let mut command = Command::new(binary);
         command
             .args([
                 "serve",
@@ -246,8 +262,16 @@ impl Cluster for Loopback {
         }
         let child = command
             .spawn()
-            .with_context(|| format!("starting {}", self.binary.display()))?;
+            .with_context(|| format!("starting {}", binary.display()))?;
         self.children.insert(id, child);
+        Ok(())
+    }
+
+    fn upgrade(&mut self, id: u64) -> anyhow::Result<()> {
+        if self.older.is_none() {
+            bail!("no older binary to upgrade from (pass --upgrade-from)");
+        }
+        self.upgraded.insert(id);
         Ok(())
     }
 

@@ -30,6 +30,9 @@ pub enum Drill {
     PartitionLeader,
     PartitionMinority,
     RollingRestart,
+    /// Every node started from an older binary (`--upgrade-from`), then replaced one by one
+    /// by the binary under test, under load (loopback only; not in the quick set).
+    RollingUpgrade,
     KillAll,
     /// An acknowledged write, every node killed and restarted at once, then linearizable reads.
     KillAllRead,
@@ -69,6 +72,7 @@ impl Drill {
             Drill::PartitionLeader => "partition-leader",
             Drill::PartitionMinority => "partition-minority",
             Drill::RollingRestart => "rolling-restart",
+            Drill::RollingUpgrade => "rolling-upgrade",
             Drill::KillAll => "kill-all",
             Drill::KillAllRead => "kill-all-read",
             Drill::ReplaceNode => "replace-node",
@@ -89,7 +93,7 @@ impl FromStr for Drill {
     fn from_str(s: &str) -> Result<Self, String> {
         Drill::QUICK
             .iter()
-            .chain(&[Drill::Random])
+            .chain(&[Drill::Random, Drill::RollingUpgrade])
             .find(|d| d.name() == s)
             .copied()
             .ok_or_else(|| format!("unknown drill {s}"))

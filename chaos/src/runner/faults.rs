@@ -133,6 +133,17 @@ pub(super) async fn inject(
             }
             Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
         }
+        Drill::RollingUpgrade => {
+            let ids: Vec<u64> = cluster.members().keys().copied().collect();
+            for id in &ids {
+                cluster.kill(*id)?;
+                cluster.upgrade(*id)?;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                cluster.start(*id)?;
+                wait_serving(pool, *id).await?;
+            }
+            Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
+        }
         Drill::KillAll => {
             let ids: Vec<u64> = cluster.members().keys().copied().collect();
             for id in &ids {

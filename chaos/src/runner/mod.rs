@@ -67,6 +67,10 @@ enum Cmd {
         /// The rampart binary (loopback target).
         #[arg(long, env = "RAMPART_BIN", default_value = "target/release/rampart")]
         rampart: PathBuf,
+        /// An older rampart binary: the rolling-upgrade drill starts every node on it and
+        /// replaces them one by one with --rampart (loopback target).
+        #[arg(long)]
+        upgrade_from: Option<PathBuf>,
         /// The docker image (docker target).
         #[arg(long, default_value = "rampart:local")]
         image: String,
@@ -126,6 +130,7 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
             faults,
             out,
             rampart,
+            upgrade_from,
             image,
             secure,
         } => {
@@ -163,6 +168,9 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                 let mut cluster: Box<dyn Cluster> = match target {
                     Target::Loopback => Box::new(Loopback::new(
                         rampart.clone(),
+                        upgrade_from
+                            .clone()
+                            .filter(|_| drill == Drill::RollingUpgrade),
                         dir.join("data"),
                         3,
                         secure,
