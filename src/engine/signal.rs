@@ -209,7 +209,8 @@ impl Measurement {
     }
 }
 
-/// One line of a signal file (DESIGN.md, "Signal files"): flat JSON, shape told by its fields.
+/// One line of a signal file (`docs/design.md`, "Signal files"): flat JSON, shape told by its
+/// fields.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignalLine {

@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{DecisionRecord, NodeFinal, Record};
 
-/// The invariants the drills prove (DESIGN.md, "Invariants").
+/// The invariants the drills prove (`docs/design.md`, "Invariants").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Invariant {
