@@ -255,7 +255,17 @@ impl Gate {
         for name in contract.cohort_names() {
             let state = match self.cohorts.remove(&name) {
                 Some(mut s) if !self.deleted => {
-                    s.stage = s.stage.min(contract.ladder.len().saturating_sub(1));
+                    if contract.ladder != self.contract.ladder {
+                        // Stages are indices into the ladder: map them by percentage, or a
+                        // cohort at 10% of [1, 5, 10, 25, ..] would be at stage 2 of a new
+                        // [5, 25, 50, 100] and expand from "25%" straight to 100%.
+                        let step = |i: usize| self.contract.ladder.get(i).copied();
+                        s.stage = stage_at_or_below(&contract.ladder, s.exposure);
+                        s.approved_stage = s
+                            .approved_stage
+                            .and_then(step)
+                            .and_then(|pct| floor_stage(&contract.ladder, pct));
+                    }
                     s
                 }
                 _ => {
@@ -430,7 +440,7 @@ impl Gate {
                         s.restart_evidence(&contract, fresh_from);
                     }
                     s.exposure = pct;
-                    s.stage = ladder.iter().rposition(|stage| *stage <= pct).unwrap_or(0);
+                    s.stage = stage_at_or_below(&ladder, pct);
                     s.stage_since = now;
                     if s.status == CohortStatus::RolledBack && pct > 0.0 {
                         s.status = CohortStatus::Held;
@@ -461,4 +471,14 @@ impl Gate {
             now,
         ))
     }
+}
+
+/// The highest stage of `ladder` at or below `pct`, if any.
+fn floor_stage(ladder: &[f64], pct: f64) -> Option<usize> {
+    ladder.iter().rposition(|stage| *stage <= pct)
+}
+
+/// The stage a cohort exposed to `pct` is at under `ladder` (the first below its first step).
+fn stage_at_or_below(ladder: &[f64], pct: f64) -> usize {
+    floor_stage(ladder, pct).unwrap_or(0)
 }

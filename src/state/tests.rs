@@ -466,3 +466,47 @@ fn a_webhook_hears_the_decisions_it_wants_from_when_it_was_added() {
     assert_eq!(g.notified.get(A), Some(&6));
     assert!(!g.notified.contains_key(B));
 }
+
+#[test]
+fn a_new_ladder_keeps_each_cohort_at_its_percentage_not_its_stage_number() {
+    let mut state = with_gate();
+    let set = Override {
+        gate: gate(),
+        cohort: Some(mobile()),
+        kind: OverrideKind::SetExposure(10.0),
+        actor: "a".into(),
+        reason: "r".into(),
+    };
+    apply(&mut state, T0 + MIN, Command::Override(set));
+    {
+        let g = state.gates.get_mut(&gate()).expect("gate");
+        let s = g.cohorts.get_mut(&mobile()).expect("mobile");
+        assert_eq!(
+            (s.stage, s.exposure),
+            (2, 10.0),
+            "10% is stage 2 of [1,5,10,..]"
+        );
+        s.approved_stage = Some(4); // 50% approved
+    }
+    let yaml = include_str!("../../examples/checkout-v2.yaml").replace(
+        "ladder: [1, 5, 10, 25, 50, 100]",
+        "ladder: [5, 25, 50, 100]",
+    );
+    let contract = Contract::from_yaml(&yaml).expect("contract");
+    assert_eq!(contract.ladder, vec![5.0, 25.0, 50.0, 100.0]);
+    apply(
+        &mut state,
+        T0 + 2 * MIN,
+        Command::PutContract {
+            contract: Box::new(contract),
+        },
+    );
+    let s = &state.gates[&gate()].cohorts[&mobile()];
+    // Stage 0 (5%, at or below 10%): the next expansion goes to 25%, not to 50% or 100%.
+    assert_eq!((s.stage, s.exposure), (0, 10.0));
+    assert_eq!(
+        s.approved_stage,
+        Some(2),
+        "the approval of 50% stays an approval of 50%"
+    );
+}
