@@ -123,21 +123,13 @@ pub(super) async fn inject(
             cluster.heal()?;
             Ok(1)
         }
-        Drill::RollingRestart => {
+        Drill::RollingRestart | Drill::RollingUpgrade => {
             let ids: Vec<u64> = cluster.members().keys().copied().collect();
             for id in &ids {
                 cluster.kill(*id)?;
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                cluster.start(*id)?;
-                wait_serving(pool, *id).await?;
-            }
-            Ok(u32::try_from(ids.len()).unwrap_or(u32::MAX))
-        }
-        Drill::RollingUpgrade => {
-            let ids: Vec<u64> = cluster.members().keys().copied().collect();
-            for id in &ids {
-                cluster.kill(*id)?;
-                cluster.upgrade(*id)?;
+                if drill == Drill::RollingUpgrade {
+                    cluster.upgrade(*id)?;
+                }
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 cluster.start(*id)?;
                 wait_serving(pool, *id).await?;
