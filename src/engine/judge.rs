@@ -34,9 +34,10 @@
 //!
 //! # The mixing variance
 //!
-//! τ is the smallest worsening the metric's comparison rules name, in the metric's unit; for
-//! ceilings and floors the distance from the baseline to the bound (at least a quarter of the
-//! bound). The mixture then weighs effects of the size the contract cares about.
+//! τ is the worsening the metric's stop rule names (else its kill rule's, else its watch
+//! rule's), in the metric's unit; for ceilings and floors the distance from the baseline to
+//! the bound (at least a quarter of the bound). The mixture then weighs effects of the size
+//! that holds a rollout.
 //!
 //! This module never decides a verdict and never touches cohort state.
 
@@ -536,18 +537,21 @@ fn fill_comparison(
     }
 }
 
-/// The mixing standard deviation τ of a comparison: the smallest worsening its rules name.
+/// The mixing standard deviation τ of a comparison: the worsening the stop rule names (the
+/// smaller of its thresholds); without a stop comparison the kill rule's, then the watch
+/// rule's. The mixture's mass then sits on the effects that hold a rollout: a watch-sized τ
+/// spends it on effects that only slow one, and delays every stop.
 pub fn mixing_sd(spec: &MetricSpec, baseline: f64) -> Option<f64> {
-    let mut smallest = f64::INFINITY;
-    for rule in rules(spec).into_iter().flatten() {
+    let [watch, stop, kill] = rules(spec);
+    [stop, kill, watch].into_iter().flatten().find_map(|rule| {
         let candidates = [rule.relative.map(|r| r.0 * baseline.abs()), rule.absolute];
-        for c in candidates.into_iter().flatten() {
-            if c > 0.0 && c < smallest {
-                smallest = c;
-            }
-        }
-    }
-    stats::finite(smallest)
+        candidates
+            .into_iter()
+            .flatten()
+            .filter(|c| *c > 0.0)
+            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))))
+            .and_then(stats::finite)
+    })
 }
 
 /// The mixing sd of a ceiling/floor test: the distance from the baseline to the bound, at
