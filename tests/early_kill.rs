@@ -1,5 +1,7 @@
 //! A kill rule is checked on every committed batch: a flash regression rolls the cohort back
-//! before its window closes, as the window's one decision, seen by a watcher on another node.
+//! before its window closes, as the window's one decision, seen by a watcher on another node
+//! (early kills are on by default). The window keeps taking its on-time signals, which its
+//! aggregate (`Gates/ListWindows`) holds beyond the decision's evidence.
 
 mod common;
 
@@ -33,7 +35,7 @@ metrics:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_breaching_batch_rolls_back_before_its_window_closes() {
-    let cluster = Cluster::start_with(3, |c, _| c.early_kill = true).await;
+    let cluster = Cluster::start(3).await;
     let leader = cluster.wait_for_leader().await;
     let follower = cluster.follower(leader);
     let mut contracts = ContractsClient::new(cluster.channel(leader as usize - 1).await);
@@ -161,5 +163,28 @@ async fn a_breaching_batch_rolls_back_before_its_window_closes() {
     };
     let taken = signals.ingest(late).await.expect("ingest").into_inner();
     assert_eq!(taken.accepted, 1, "{taken:?}");
+    let evidence = rollback
+        .evidence
+        .iter()
+        .find(|e| e.metric == "checkout_error_rate")
+        .expect("evidence");
+    assert_eq!(evidence.window_samples_treatment, 2000, "{evidence:?}");
+    let windows = GatesClient::new(cluster.channel(follower).await)
+        .list_windows(pb::ListWindowsRequest {
+            gate: "flash".into(),
+            cohort: "mobile".into(),
+            since: rollback.window_start,
+            ..pb::ListWindowsRequest::default()
+        })
+        .await
+        .expect("list windows")
+        .into_inner();
+    let window = windows
+        .windows
+        .iter()
+        .find(|w| w.window_start == rollback.window_start)
+        .expect("the decided window");
+    assert_eq!(window.samples_treatment, 2100, "{window:?}");
+    assert!(window.judged, "{window:?}");
     cluster.stop().await;
 }

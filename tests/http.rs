@@ -194,6 +194,42 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     );
     let (_, gate) = get(&client, &url(&cluster, follower, "/v1/gates/fast")).await;
     assert_eq!(gate["signals_accepted"], 2, "{gate}");
+    // The window aggregates hold the accepted lines, once, beside the rejected ones.
+    let (status, w) = get(
+        &client,
+        &url(
+            &cluster,
+            follower,
+            "/v1/gates/fast/windows?cohort=mobile&metric=error_rate",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{w}");
+    let windows = w["windows"].as_array().expect("windows");
+    let sum = |arm: &str| -> u64 {
+        windows
+            .iter()
+            .map(|x| x[format!("samples_{arm}")].as_u64().expect("samples"))
+            .sum()
+    };
+    assert_eq!((sum("treatment"), sum("control")), (200, 200), "{w}");
+    assert!(windows.iter().all(|x| x["cohort"] == "mobile"), "{w}");
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/fast/windows?metric=nope"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = get(
+        &client,
+        &url(&cluster, follower, "/v1/gates/fast/windows?since=yesterday"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("since")),
+        "{body}"
+    );
     // A JSON array names positions by index.
     let array = json!([{"gate": "fast"}]);
     let (status, body) = json_of(

@@ -7,7 +7,7 @@ use super::error::ApiError;
 use crate::engine::policy::CohortState;
 use crate::engine::signal::parse_ids;
 use crate::engine::{Arm, Measurement, MetricEvidence, Signal, SignalError};
-use crate::ids::{CohortName, GateKey, Millis};
+use crate::ids::{CohortName, GateKey, MetricName, Millis};
 use crate::proto::v1 as pb;
 use crate::state::{DecidedBy, Decision, Gate};
 
@@ -26,6 +26,58 @@ pub fn millis(ts: &Timestamp) -> Millis {
 
 pub fn gate_key(field: &str, value: &str) -> Result<GateKey, ApiError> {
     GateKey::try_from(value).map_err(|e| ApiError::invalid(field, e.0))
+}
+
+/// An optional metric name: empty is None.
+pub fn metric_opt(field: &str, value: &str) -> Result<Option<MetricName>, ApiError> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    MetricName::try_from(value)
+        .map(Some)
+        .map_err(|e| ApiError::invalid(field, e.0))
+}
+
+/// The window aggregates of a gate, by cohort, window start and the contract's metric order;
+/// only `cohort`, `metric` and windows starting at or after `since` when given.
+pub fn window_aggregates(
+    g: &Gate,
+    cohort: Option<&CohortName>,
+    metric: Option<&MetricName>,
+    since: Option<Millis>,
+) -> Vec<pb::WindowAggregate> {
+    let mut out = Vec::new();
+    for ((c, start), w) in &g.windows {
+        if cohort.is_some_and(|x| x != c) || since.is_some_and(|s| *start < s) {
+            continue;
+        }
+        let judged = g
+            .cohorts
+            .get(c)
+            .and_then(|s| s.last_window)
+            .is_some_and(|last| last >= *start);
+        let end = w
+            .window
+            .map_or(start.saturating_add(g.contract.window.0), |x| x.end);
+        for spec in &g.contract.metrics {
+            if metric.is_some_and(|m| *m != spec.name) {
+                continue;
+            }
+            let m = w.metric(&spec.name);
+            out.push(pb::WindowAggregate {
+                cohort: c.to_string(),
+                metric: spec.name.to_string(),
+                window_start: Some(timestamp(*start)),
+                window_end: Some(timestamp(end)),
+                samples_treatment: m.treatment.samples(spec.kind),
+                samples_control: m.control.samples(spec.kind),
+                treatment: crate::engine::judge::point(spec, &m.treatment),
+                control: crate::engine::judge::point(spec, &m.control),
+                judged,
+            });
+        }
+    }
+    out
 }
 
 pub fn cohort_opt(field: &str, value: &str) -> Result<Option<CohortName>, ApiError> {

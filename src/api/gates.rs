@@ -1,11 +1,14 @@
-//! Gates: state (linearizable or local), sticky evaluation, decisions, and watch.
+//! Gates: state (linearizable or local), sticky evaluation, decisions, window aggregates, and
+//! watch.
 
 use std::pin::Pin;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{cohort_opt, decision, gate_key, gate_state};
+use super::convert::{
+    cohort_opt, decision, gate_key, gate_state, metric_opt, millis, window_aggregates,
+};
 use super::error::{ApiError, ApiResult};
 use super::Api;
 use crate::auth::{authorize, Role};
@@ -136,5 +139,38 @@ impl Gates for Api {
             .map(decision)
             .collect();
         Ok(Response::new(pb::ListDecisionsResponse { decisions }))
+    }
+
+    async fn list_windows(
+        &self,
+        request: Request<pb::ListWindowsRequest>,
+    ) -> ApiResult<pb::ListWindowsResponse> {
+        authorize(&request, Role::Reader, "reading windows")?;
+        let request = request.into_inner();
+        let key = gate_key("gate", &request.gate)?;
+        let cohort = cohort_opt("cohort", &request.cohort)?;
+        let metric = metric_opt("metric", &request.metric)?;
+        let read = self
+            .read_info(request.consistency, pb::Consistency::Linearizable)
+            .await?;
+        let applied = self.node.state.read();
+        let Some(gate) = applied.state.gates.get(&key) else {
+            return Err(ApiError::NotFound(format!("gate {key} has no contract")).into());
+        };
+        if let Some(c) = cohort.as_ref().filter(|c| !gate.cohorts.contains_key(*c)) {
+            return Err(ApiError::NotFound(format!("gate {key} has no cohort {c}")).into());
+        }
+        if let Some(m) = metric
+            .as_ref()
+            .filter(|m| gate.contract.metric(m).is_none())
+        {
+            return Err(ApiError::NotFound(format!("gate {key} has no metric {m}")).into());
+        }
+        let since = request.since.as_ref().map(millis);
+        Ok(Response::new(pb::ListWindowsResponse {
+            windows: window_aggregates(gate, cohort.as_ref(), metric.as_ref(), since),
+            gate_version: gate.version,
+            read: Some(read),
+        }))
     }
 }

@@ -27,6 +27,23 @@ pub fn read(r: &pb::ReadInfo) -> Value {
     json!({"consistency": consistency, "applied_index": r.applied_index, "age_ms": r.age_ms, "node": r.node_id})
 }
 
+/// A gate's window aggregates.
+pub fn windows(r: &pb::ListWindowsResponse) -> Value {
+    let windows: Vec<Value> = r
+        .windows
+        .iter()
+        .map(|w| {
+            json!({
+                "cohort": w.cohort, "metric": w.metric,
+                "window_start": time(w.window_start.as_ref()), "window_end": time(w.window_end.as_ref()),
+                "samples_treatment": w.samples_treatment, "samples_control": w.samples_control,
+                "treatment": w.treatment, "control": w.control, "judged": w.judged,
+            })
+        })
+        .collect();
+    json!({"windows": windows, "gate_version": r.gate_version, "read": r.read.as_ref().map(read)})
+}
+
 /// A cohort's stage, exposure and status.
 pub fn cohort(c: &pb::CohortState) -> Value {
     json!({

@@ -69,9 +69,9 @@ pub struct Timing {
     /// Most signals in one ingest batch (max_batch_signals; default 5000).
     #[arg(long)]
     pub max_batch_signals: Option<usize>,
-    /// Roll back on a breaching batch before its window closes (early_kill; default off).
-    #[arg(long)]
-    pub early_kill: bool,
+    /// Roll back on a breaching batch before its window closes (early_kill; default true).
+    #[arg(long, value_name = "BOOL")]
+    pub early_kill: Option<bool>,
     /// First wait before a failed webhook delivery is retried, ms (notify_retry_ms; default
     /// 1000); it doubles up to --notify-retry-max-ms.
     #[arg(long)]
@@ -104,7 +104,9 @@ impl Timing {
         if let Some(v) = self.max_batch_signals {
             c.max_batch_signals = v;
         }
-        c.early_kill |= self.early_kill;
+        if let Some(v) = self.early_kill {
+            c.early_kill = v;
+        }
     }
 }
 
@@ -231,7 +233,12 @@ mod tests {
         assert_eq!((c.heartbeat_ms, c.election_timeout_min_ms), (50, 200));
         let e = serve(&["--election-timeout-min-ms", "150"]).expect_err("too short");
         assert!(e.to_string().contains("election_timeout_min_ms"), "{e}");
-        assert!(serve(&["--early-kill"]).expect("config").early_kill);
+        assert!(serve(&[]).expect("config").early_kill);
+        assert!(
+            !serve(&["--early-kill", "false"])
+                .expect("config")
+                .early_kill
+        );
     }
 
     /// The defaults `serve --help` states are the ones the node runs with.

@@ -30,6 +30,7 @@ pub fn routes() -> Router<Edge> {
         .route("/v1/gates", get(list_gates))
         .route("/v1/gates/:gate", get(get_gate))
         .route("/v1/gates/:gate/decisions", get(list_decisions))
+        .route("/v1/gates/:gate/windows", get(list_windows))
         .route("/v1/gates/:gate/evaluate", get(evaluate))
         .route("/v1/gates/:gate/overrides", post(override_gate))
         .route("/v1/contracts", get(list_contracts))
@@ -119,6 +120,30 @@ async fn list_decisions(door: Door, Segment(gate): Segment, RawQuery(q): RawQuer
     Ok(Json(
         json!({"decisions": reply.decisions.iter().map(view::decision).collect::<Vec<_>>()}),
     ))
+}
+
+async fn list_windows(door: Door, Segment(gate): Segment, RawQuery(q): RawQuery) -> Answer {
+    let p = params(q.as_deref(), &["cohort", "metric", "since", "consistency"])?;
+    let since = p
+        .get("since")
+        .map(|t| {
+            crate::engine::signal::parse_time("since", t)
+                .map(crate::api::convert::timestamp)
+                .map_err(|e| HttpError::invalid("since", e.reason))
+        })
+        .transpose()?;
+    let message = pb::ListWindowsRequest {
+        gate,
+        cohort: p.get("cohort").cloned().unwrap_or_default(),
+        metric: p.get("metric").cloned().unwrap_or_default(),
+        since,
+        consistency: consistency(p.get("consistency").map(String::as_str))?,
+    };
+    let request = door.request(message)?;
+    let reply = Gates::list_windows(&door.edge.api, request)
+        .await?
+        .into_inner();
+    Ok(Json(view::windows(&reply)))
 }
 
 async fn evaluate(door: Door, Segment(gate): Segment, RawQuery(q): RawQuery) -> Answer {

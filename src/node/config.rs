@@ -39,9 +39,8 @@ pub struct NodeConfig {
     /// How often the leader's evaluator looks for closed windows.
     #[serde(default = "default_evaluate_ms")]
     pub evaluate_every_ms: u64,
-    /// Check kill rules on every committed batch and roll back before the window closes
-    /// (default off: the chaos suite's checkers do not model early decisions yet).
-    #[serde(default)]
+    /// Check kill rules on every committed batch and roll back before the window closes.
+    #[serde(default = "default_early_kill")]
     pub early_kill: bool,
     /// Longest time a request may take before it fails with DEADLINE_EXCEEDED.
     #[serde(default = "default_request_timeout_ms")]
@@ -95,6 +94,9 @@ fn default_election_max_ms() -> u64 {
 fn default_snapshot_every() -> u64 {
     20_000
 }
+fn default_early_kill() -> bool {
+    true
+}
 fn default_evaluate_ms() -> u64 {
     250
 }
@@ -145,7 +147,7 @@ impl NodeConfig {
             election_timeout_max_ms: default_election_max_ms(),
             snapshot_every: default_snapshot_every(),
             evaluate_every_ms: default_evaluate_ms(),
-            early_kill: false,
+            early_kill: default_early_kill(),
             request_timeout_ms: default_request_timeout_ms(),
             promote_timeout_ms: default_promote_timeout_ms(),
             promote_max_lag: default_promote_max_lag(),

@@ -2,8 +2,8 @@
 //!
 //! The drills send rate signals only, at most one per (gate, cohort, metric, arm) in a batch, so
 //! a batch adds exactly its trials to one counter per signal. A counter's final value comes
-//! from the nodes' window aggregates when the API exposes them, else from the evidence of the
-//! decision that judged the window (its `window_samples_treatment` / `window_samples_control`, recorded as `samples_*`).
+//! from the nodes' window aggregates (`Gates/ListWindows`) where a node lists the window, else
+//! from the evidence of the decision that judged the window (its `window_samples_treatment` / `window_samples_control`, recorded as `samples_*`).
 //!
 //! Per idempotency key: acknowledged (some attempt answered OK: counted exactly once, minus the
 //! signals the answer rejected), maybe (no OK, some attempt unknown: each signal counted once
@@ -135,37 +135,7 @@ type Observed = BTreeMap<(String, String, String, String), Vec<(Millis, Millis, 
 
 fn observed(record: &Record, logs: &BTreeMap<String, Vec<DecisionRecord>>) -> Observed {
     let mut out: Observed = BTreeMap::new();
-    // Window aggregates from the API, when a node exposes them (the first such node wins:
-    // `convergence` checks the nodes agree). Window length comes from the judged windows.
-    let lengths: BTreeMap<&str, Millis> = logs
-        .iter()
-        .filter_map(|(g, log)| {
-            log.iter()
-                .find_map(|d| Some(d.window_end? - d.window_start?))
-                .map(|len| (g.as_str(), len))
-        })
-        .collect();
-    if let Some(windows) = record.nodes.iter().find_map(|n| n.windows.as_ref()) {
-        for w in windows {
-            let Some(len) = lengths.get(w.gate.as_str()) else {
-                continue;
-            };
-            for (arm, value) in [
-                ("treatment", w.samples_treatment),
-                ("control", w.samples_control),
-            ] {
-                out.entry((
-                    w.gate.clone(),
-                    w.cohort.clone(),
-                    w.metric.clone(),
-                    arm.to_owned(),
-                ))
-                .or_default()
-                .push((w.window_start, w.window_start + len, value));
-            }
-        }
-        return out;
-    }
+    // The evidence of the decision that judged each window first: its own samples.
     for (gate, log) in logs {
         for d in log {
             let (Some(start), Some(end)) = (d.window_start, d.window_end) else {
@@ -185,6 +155,40 @@ fn observed(record: &Record, logs: &BTreeMap<String, Vec<DecisionRecord>>) -> Ob
                     .or_default()
                     .push((start, end, value));
                 }
+            }
+        }
+    }
+    // Then the window aggregates from the API, when a node exposes them (the first such node
+    // wins: `convergence` checks the nodes agree): they are the counters themselves, also for
+    // a window decided before it closed (an early kill), which keeps taking on-time signals
+    // its decision's evidence does not hold. Window length comes from the judged windows.
+    let lengths: BTreeMap<&str, Millis> = logs
+        .iter()
+        .filter_map(|(g, log)| {
+            log.iter()
+                .find_map(|d| Some(d.window_end? - d.window_start?))
+                .map(|len| (g.as_str(), len))
+        })
+        .collect();
+    if let Some(windows) = record.nodes.iter().find_map(|n| n.windows.as_ref()) {
+        for w in windows {
+            let Some(len) = lengths.get(w.gate.as_str()) else {
+                continue;
+            };
+            for (arm, value) in [
+                ("treatment", w.samples_treatment),
+                ("control", w.samples_control),
+            ] {
+                let counters = out
+                    .entry((
+                        w.gate.clone(),
+                        w.cohort.clone(),
+                        w.metric.clone(),
+                        arm.to_owned(),
+                    ))
+                    .or_default();
+                counters.retain(|(start, _, _)| *start != w.window_start);
+                counters.push((w.window_start, w.window_start + len, value));
             }
         }
     }

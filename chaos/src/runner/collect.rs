@@ -10,7 +10,7 @@ use rampart::proto::v1::gates_client::GatesClient;
 
 use super::client::{decision_record, gate_view, Pool};
 use super::drills::{GAMEDAY, GATE};
-use crate::history::{GateFinal, NodeFinal};
+use crate::history::{GateFinal, NodeFinal, WindowSamples};
 
 /// Waits (at most 40 s) until every node has judged the windows up to `last_signal` and all
 /// agree on each gate's version; returns the versions.
@@ -65,6 +65,7 @@ pub(super) async fn collect(pool: &Pool) -> Vec<NodeFinal> {
             signals_accepted: None,
             windows: None,
         };
+        let mut windows = Some(Vec::new());
         for gate in [GATE, GAMEDAY] {
             match read_gate(pool, id, gate).await {
                 Ok((view, decisions, applied)) => {
@@ -74,13 +75,48 @@ pub(super) async fn collect(pool: &Pool) -> Vec<NodeFinal> {
                 }
                 Err(_) => node.reachable = false,
             }
+            // A node that cannot list windows (an older binary) leaves the counters to the
+            // decisions' evidence.
+            match (read_windows(pool, id, gate).await, windows.as_mut()) {
+                (Ok(w), Some(all)) => all.extend(w),
+                _ => windows = None,
+            }
         }
+        node.windows = windows;
         if !node.reachable {
             node.gates.clear();
         }
         nodes.push(node);
     }
     nodes
+}
+
+/// The window aggregates a node holds for a gate, read locally.
+async fn read_windows(pool: &Pool, id: u64, gate: &str) -> anyhow::Result<Vec<WindowSamples>> {
+    let mut client = GatesClient::new(pool.channel(id));
+    let reply = client
+        .list_windows(pb::ListWindowsRequest {
+            gate: gate.into(),
+            consistency: pb::Consistency::Local as i32,
+            ..pb::ListWindowsRequest::default()
+        })
+        .await?
+        .into_inner();
+    Ok(reply
+        .windows
+        .iter()
+        .map(|w| WindowSamples {
+            gate: gate.to_owned(),
+            cohort: w.cohort.clone(),
+            metric: w.metric.clone(),
+            window_start: w
+                .window_start
+                .as_ref()
+                .map_or(0, rampart::api::convert::millis),
+            samples_treatment: w.samples_treatment,
+            samples_control: w.samples_control,
+        })
+        .collect())
 }
 
 async fn read_gate(
