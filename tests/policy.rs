@@ -306,6 +306,39 @@ fn rolling_and_fixed_baselines_judge_without_control_of_the_window() {
 }
 
 #[test]
+fn a_rolling_baseline_covers_its_whole_span_beyond_the_sequential_spans() {
+    // Two days of 15-minute windows: 192, twice what a sequential span pools.
+    let yaml = CONTRACT.replace("baseline: control", "baseline: { rolling: 2d }");
+    let c = Contract::from_yaml(&yaml).unwrap();
+    assert_eq!((c.rolling_windows(), c.windows_kept()), (192, 193));
+    let s = CohortState::start(&c, T0 - 200 * W);
+    // Control's negative-review rate was 16% in the older half, 8% in the newer.
+    let history: Vec<CohortWindow> = (1..=192)
+        .rev()
+        .map(|i| {
+            let mut w = healthy_window(T0 - i * W);
+            if i > 96 {
+                set(&mut w, "negative_review_rate", rate(48, 600), rate(96, 600));
+            }
+            w
+        })
+        .collect();
+    let j = run(&c, &healthy_window(T0), &history, &s);
+    let nrr = &j.evidence[0];
+    assert!(nrr.baseline_source.contains("2d"), "{nrr:?}");
+    let pooled = (96.0 * 96.0 + 96.0 * 48.0) / (192.0 * 600.0);
+    let baseline = nrr.baseline.expect("baseline");
+    assert!((baseline - pooled).abs() < 1e-12, "{baseline} != {pooled}");
+
+    let yaml = CONTRACT.replace("baseline: control", "baseline: { rolling: 30d }");
+    let errors = Contract::from_yaml(&yaml).expect_err("30 days of 15-minute windows");
+    assert!(
+        errors.to_string().contains("baseline.rolling") && errors.to_string().contains("2880"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn a_severe_topic_triggers_once() {
     let c = contract();
     let s = CohortState::start(&c, T0);

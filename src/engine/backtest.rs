@@ -12,7 +12,7 @@
 //!   refused as late, one more than `MAX_FUTURE_MS` ahead of the clock as from the future
 //!   (both counted in `skipped`), as the leader refuses them;
 //! - each window is judged once per cohort, cohorts in contract order, with `history` = that
-//!   cohort's earlier windows, starting from `CohortState::start(contract, first_window_start)`;
+//!   cohort's earlier windows (as many as a node keeps, `Contract::windows_kept`), starting from `CohortState::start(contract, first_window_start)`;
 //! - a judgement's kill switch turns the gate's kill switch on for every later evaluation, and
 //!   a gate-wide rollback sets every cohort to 0% (rolled back), as the state machine does;
 //! - signals for another gate, an unknown metric or cohort, or of the wrong shape for their
@@ -301,6 +301,11 @@ impl Replay<'_> {
                 kill_switch: self.kill_switch,
             });
             history.push(current);
+            // As many closed windows as a node keeps (what the judgement can reach).
+            let kept = self.contract.windows_kept();
+            if history.len() > kept {
+                history.drain(..history.len() - kept);
+            }
             apply_judgement(&mut self.states, &mut self.kill_switch, cohort, &judgement);
             let next = &judgement.next;
             self.decisions.push(BacktestDecision {

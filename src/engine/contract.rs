@@ -117,6 +117,12 @@ pub enum Baseline {
     Fixed(std::collections::BTreeMap<MetricName, f64>),
 }
 
+/// Closed windows a node keeps per cohort at least (the sequential test pools at most
+/// `judge::MAX_SPAN` of them).
+pub const MIN_WINDOWS_KEPT: usize = 100;
+/// The most windows a rolling baseline may cover (a week of 5-minute windows).
+pub const MAX_ROLLING_WINDOWS: usize = 2016;
+
 const BASELINE_HELP: &str = "use control, { rolling: 2h } or { fixed: {...} }";
 
 impl Serialize for Baseline {
@@ -528,6 +534,22 @@ impl Contract {
     /// The metric with this name.
     pub fn metric(&self, name: &MetricName) -> Option<&MetricSpec> {
         self.metrics.iter().find(|m| &m.name == name)
+    }
+
+    /// Earlier windows a rolling baseline covers (0 without one).
+    pub fn rolling_windows(&self) -> usize {
+        match &self.baseline {
+            Baseline::Rolling(span) if self.window.0 > 0 => {
+                usize::try_from(span.0.div_euclid(self.window.0)).unwrap_or(usize::MAX)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Closed windows a node keeps per cohort: at least [`MIN_WINDOWS_KEPT`] (more than the
+    /// sequential test pools), and every window the rolling baseline covers.
+    pub fn windows_kept(&self) -> usize {
+        MIN_WINDOWS_KEPT.max(self.rolling_windows().saturating_add(1))
     }
 
     /// Start of the window holding `at` (windows are aligned to the epoch).

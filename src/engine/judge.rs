@@ -49,8 +49,10 @@ use super::stats::{self, fixed, msprt, Moments};
 use super::window::{ArmAggregate, CohortWindow, MetricWindow, Window};
 use crate::ids::Millis;
 
-/// Most windows pooled by the sequential test (the state machine keeps at least this many).
+/// Most windows pooled by the sequential test (the state machine keeps more:
+/// `contract::MIN_WINDOWS_KEPT`).
 pub const MAX_SPAN: usize = 96;
+const _: () = assert!(MAX_SPAN < super::contract::MIN_WINDOWS_KEPT);
 
 /// What a metric's data say this window, before streaks and verdicts.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -103,8 +105,11 @@ pub struct MetricInput<'a> {
     pub spec: &'a MetricSpec,
     pub window: Window,
     pub current: &'a CohortWindow,
-    /// Earlier windows of the cohort, oldest first (spans, rolling baselines, staleness).
+    /// Earlier windows of the cohort, oldest first, at most `MAX_SPAN` (spans, staleness).
     pub history: &'a [CohortWindow],
+    /// Every earlier window the node keeps, oldest first (a rolling baseline may cover more
+    /// than `MAX_SPAN`).
+    pub baseline_history: &'a [CohortWindow],
     /// The spans the tests are judged on (one, the window, for the fixed test).
     pub spans: &'a [EvidenceSpan],
     pub budget: &'a Budget,
@@ -244,7 +249,7 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
         Baseline::Rolling(span) => {
             let mut agg = ArmAggregate::default();
             let from: Millis = input.window.start.saturating_sub(span.0);
-            for w in input.history {
+            for w in input.baseline_history {
                 if w.window
                     .is_some_and(|x| x.start >= from && x.start < input.window.start)
                 {

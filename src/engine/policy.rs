@@ -270,6 +270,7 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
             window: input.window,
             current: input.current,
             history,
+            baseline_history: input.history,
             spans: &spans,
             budget: &budget,
             srm_mismatch: srm_mismatch.as_deref(),

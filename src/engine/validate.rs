@@ -118,6 +118,18 @@ impl Contract {
             Baseline::Rolling(span) if span.0 < self.window.0 => {
                 fail("baseline.rolling", "must cover at least one window".into());
             }
+            Baseline::Rolling(_)
+                if self.rolling_windows() > super::contract::MAX_ROLLING_WINDOWS =>
+            {
+                fail(
+                    "baseline.rolling",
+                    format!(
+                        "covers {} windows; at most {} (a node keeps them all): use a shorter span or longer windows",
+                        self.rolling_windows(),
+                        super::contract::MAX_ROLLING_WINDOWS
+                    ),
+                );
+            }
             Baseline::Fixed(values) => {
                 for (name, value) in values {
                     if self.metric(name).is_none() {

@@ -15,9 +15,6 @@ use crate::engine::{
 };
 use crate::ids::{CohortName, GateKey, Millis, NodeId};
 
-/// Closed windows kept per cohort, for rolling baselines and the audit trail of aggregates.
-pub const WINDOWS_KEPT: usize = 100;
-
 /// Who made a decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -374,8 +371,9 @@ impl Gate {
     }
 
     fn prune_windows(&mut self, cohort: &CohortName, decided: Millis) {
-        let keep_from =
-            decided - self.contract.window.0 * i64::try_from(WINDOWS_KEPT).unwrap_or(i64::MAX);
+        // For rolling baselines, the sequential spans and the audit trail of aggregates.
+        let kept = i64::try_from(self.contract.windows_kept()).unwrap_or(i64::MAX);
+        let keep_from = decided.saturating_sub(self.contract.window.0.saturating_mul(kept));
         self.windows
             .retain(|(c, start), _| c != cohort || *start >= keep_from);
     }
