@@ -6,7 +6,7 @@ use prost_types::Timestamp;
 use super::error::ApiError;
 use crate::engine::policy::CohortState;
 use crate::engine::signal::parse_ids;
-use crate::engine::{Arm, Measurement, MetricEvidence, Signal, SignalError};
+use crate::engine::{Arm, Measurement, MetricEvidence, Signal, SignalError, TopicEvidence};
 use crate::ids::{CohortName, GateKey, MetricName, Millis};
 use crate::proto::v1 as pb;
 use crate::state::{DecidedBy, Decision, Gate};
@@ -274,6 +274,7 @@ pub fn decision(d: &Decision) -> pb::Decision {
         kill_switch: d.kill_switch,
         reason: d.reason.clone(),
         evidence: d.evidence.iter().map(evidence).collect(),
+        topics: d.topics.iter().map(topic).collect(),
         contract_version: d.contract_version,
         decided_by: match &d.decided_by {
             DecidedBy::Leader { node, term } => format!("leader:{node}@{term}"),
@@ -282,6 +283,28 @@ pub fn decision(d: &Decision) -> pb::Decision {
         at: Some(timestamp(d.at)),
         window_start: d.window.map(|w| timestamp(w.start)),
         window_end: d.window.map(|w| timestamp(w.end)),
+    }
+}
+
+/// A severe topic's evidence in a decision.
+pub fn topic(t: &TopicEvidence) -> pb::TopicEvidence {
+    pb::TopicEvidence {
+        topic: t.topic.clone(),
+        metric: t.metric.to_string(),
+        cohort: t.cohort.to_string(),
+        window_start: Some(timestamp(t.window.start)),
+        window_end: Some(timestamp(t.window.end)),
+        treatment_mentions: t.treatment_mentions,
+        control_mentions: t.control_mentions,
+        zone: t.zone.as_str().to_owned(),
+        summary: t.summary.clone(),
+        treatment_share: t.treatment_share,
+        control_share: t.control_share,
+        e_value: t.e_value,
+        p_value: t.p_value,
+        alpha: t.alpha,
+        span_windows: t.span_windows,
+        any_mention: t.any_mention,
     }
 }
 

@@ -74,6 +74,19 @@ pub fn decision(d: &pb::Decision) -> Value {
         "window_start": time(d.window_start.as_ref()), "window_end": time(d.window_end.as_ref()),
         "changes": d.changes.iter().map(|c| json!({"cohort": c.cohort, "from": c.from_exposure, "to": c.to_exposure, "from_status": c.from_status, "to_status": c.to_status})).collect::<Vec<_>>(),
         "evidence": d.evidence.iter().map(evidence).collect::<Vec<_>>(),
+        "topics": d.topics.iter().map(topic).collect::<Vec<_>>(),
+    })
+}
+
+/// One severe topic's evidence in a decision.
+pub fn topic(t: &pb::TopicEvidence) -> Value {
+    json!({
+        "topic": t.topic, "metric": t.metric, "cohort": t.cohort,
+        "window_start": time(t.window_start.as_ref()), "window_end": time(t.window_end.as_ref()),
+        "treatment_mentions": t.treatment_mentions, "control_mentions": t.control_mentions,
+        "zone": t.zone, "summary": t.summary, "treatment_share": t.treatment_share,
+        "control_share": t.control_share, "e_value": t.e_value, "p_value": t.p_value,
+        "alpha": t.alpha, "span_windows": t.span_windows, "any_mention": t.any_mention,
     })
 }
 

@@ -526,6 +526,16 @@ pub async fn decisions(target: &Target, out: Output, args: DecisionsArgs) -> any
                     e.zone
                 );
             }
+            for t in &d.topics {
+                outln!(
+                    "  v{} {} topic {:?}: {} [{}]",
+                    d.version,
+                    t.cohort,
+                    t.topic,
+                    t.summary,
+                    t.zone
+                );
+            }
         }
     }
     Ok(())

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::command::{Override, OverrideKind, StateError};
 use crate::engine::{
-    CohortState, CohortStatus, CohortWindow, Contract, Judgement, MetricEvidence, Verdict, Window,
+    CohortState, CohortStatus, CohortWindow, Contract, Judgement, MetricEvidence, TopicEvidence,
+    Verdict, Window,
 };
 use crate::ids::{CohortName, GateKey, Millis, NodeId};
 
@@ -75,6 +76,9 @@ pub struct Decision {
     pub kill_switch: bool,
     pub reason: String,
     pub evidence: Vec<MetricEvidence>,
+    /// The severe topics judged (engine decisions; absent in what older nodes wrote).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<TopicEvidence>,
     pub contract_version: u64,
     pub decided_by: DecidedBy,
     /// Cluster time when applied.
@@ -201,7 +205,7 @@ impl Gate {
         window: Option<Window>,
         action: Action,
         reason: String,
-        evidence: Vec<MetricEvidence>,
+        (evidence, topics): (Vec<MetricEvidence>, Vec<TopicEvidence>),
         decided_by: DecidedBy,
         now: Millis,
     ) -> &Decision {
@@ -234,6 +238,7 @@ impl Gate {
             kill_switch: self.kill_switch,
             reason,
             evidence,
+            topics,
             contract_version: self.contract_version,
             decided_by,
             at: now,
@@ -288,7 +293,7 @@ impl Gate {
             None,
             Action::Contract,
             reason,
-            Vec::new(),
+            (Vec::new(), Vec::new()),
             by,
             now,
         )
@@ -310,7 +315,7 @@ impl Gate {
             None,
             Action::Deleted,
             "contract deleted".into(),
-            Vec::new(),
+            (Vec::new(), Vec::new()),
             by,
             now,
         )
@@ -364,7 +369,7 @@ impl Gate {
             Some(window),
             action,
             judgement.reason,
-            judgement.evidence,
+            (judgement.evidence, judgement.topics),
             decided_by,
             now,
         ))
@@ -464,7 +469,7 @@ impl Gate {
             None,
             action,
             reason,
-            Vec::new(),
+            (Vec::new(), Vec::new()),
             by,
             now,
         ))
