@@ -339,7 +339,8 @@ pub enum ZoneAction {
     Slow,
     /// Keep the exposure until an operator resumes.
     Hold,
-    /// Exposure to zero for the cohort, kill switch on.
+    /// Exposure to zero for the cohort; the gate's kill switch goes on only when every cohort
+    /// is then rolled back.
     Rollback,
     /// Exposure to zero for every cohort of the gate, kill switch on.
     RollbackGate,

@@ -66,8 +66,9 @@ pub struct MetricEvidence {
     pub unreliable_reason: Option<String>,
     /// One line a person understands.
     pub summary: String,
-    /// Windows pooled into `treatment`/`control`/`delta` (the sequential test accumulates
-    /// since the gate began; the fixed test uses this window alone).
+    /// Windows pooled into `treatment`/`control`/`delta`: the reported evidence span (the
+    /// sequential test pools from the cohort's latest evidence restart or a change-detection
+    /// start, `engine::spans`; the fixed test uses this window alone).
     #[serde(default)]
     pub span_windows: u32,
     /// The test that judged the difference: `msprt`, `two-proportion z`, `welch t`, ...

@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The events a receiver can subscribe to. A decision is one event (its action) and also
-/// `kill` when it turned the kill switch on (an engine rollback does).
+/// `kill` when it turned the kill switch on (an engine rollback does when it is gate-wide or
+/// leaves every cohort rolled back).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyOn {
@@ -20,7 +21,8 @@ pub enum NotifyOn {
     ManualReview,
     /// A cohort (or the whole gate) rolled back, by the engine or an operator.
     Rollback,
-    /// The kill switch went on (an operator's kill, or an engine rollback).
+    /// The kill switch went on (an operator's kill, or an engine rollback that is gate-wide
+    /// or leaves every cohort rolled back).
     Kill,
     Resume,
     Approve,

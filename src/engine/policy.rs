@@ -164,7 +164,8 @@ pub enum Verdict {
     AwaitApproval,
     /// Unreliable evidence: a human must look.
     ManualReview,
-    /// Kill zone: this cohort to zero, kill switch on.
+    /// Kill zone: this cohort to zero; the gate's kill switch goes on only when every cohort
+    /// is then rolled back.
     Rollback,
     /// Kill zone with a gate-wide rollback: every cohort to zero, kill switch on.
     RollbackGate,
@@ -206,7 +207,9 @@ pub struct Judgement {
     pub verdict: Verdict,
     /// The cohort's state after the verdict.
     pub next: CohortState,
-    /// Whether the verdict turns the gate's kill switch on (it never turns it off).
+    /// Whether the verdict asks for the gate's kill switch (every rollback does). It goes on
+    /// only for a gate-wide rollback or when every cohort is then rolled back
+    /// ([`apply_judgement`]); nothing here turns it off.
     pub kill_switch: bool,
     pub evidence: Vec<MetricEvidence>,
     /// One sentence a product manager understands.
@@ -383,8 +386,9 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
 /// always valid — their guarantee holds at any look, also in the middle of a window — so a
 /// kill rule that is met on the data so far may roll the cohort back before the window
 /// closes. The judgement is returned only when it rolls back; it is then the window's one
-/// decision for the cohort (the state machine refuses a second one, and refuses later
-/// signals for the window). Fixed-horizon tests are valid at the window's close only, so a
+/// decision for the cohort (the state machine refuses a second one; the window still takes
+/// its later on-time signals, which its aggregate holds beyond the decision's evidence).
+/// Fixed-horizon tests are valid at the window's close only, so a
 /// `test: fixed` contract never kills early.
 pub fn early_kill(input: EvaluationInput<'_>) -> Option<Judgement> {
     if input.kill_switch

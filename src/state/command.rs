@@ -13,7 +13,9 @@ use crate::ids::{CohortName, GateKey, Millis, NodeId};
 /// One entry of application data in the Raft log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
-    /// The leader's wall clock when it proposed the entry.
+    /// The time the leader stamped on the entry when it proposed it: its wall clock as far as
+    /// a majority of the voters' clocks allow (`node::clock::allowed`), never below the
+    /// cluster time already applied.
     pub at: Millis,
     pub command: Command,
 }
