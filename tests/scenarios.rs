@@ -231,6 +231,14 @@ fn regression_in_mobile_stops_mobile_and_keeps_desktop_ramping() {
         if let Some(bad) = verdicts(r, &desktop).iter().find(|v| ALARMS.contains(v)) {
             return Err(format!("desktop got {bad:?}"));
         }
+        // Desktop still serves, so no decision shows the gate's kill switch on (a rollback of
+        // mobile alone leaves it off, as in the cluster).
+        if let Some(d) = r.decisions.iter().find(|d| d.kill_switch) {
+            return Err(format!(
+                "kill switch on after {:?} of {} in window {}",
+                d.verdict, d.cohort, d.window.start
+            ));
+        }
         if max_exposure(r, &desktop) < 50.0 {
             return Err(format!(
                 "desktop only reached {}%",

@@ -76,7 +76,8 @@ pub struct BacktestDecision {
     pub from_exposure: f64,
     pub to_exposure: f64,
     pub status: CohortStatus,
-    /// Whether this judgement turned the gate's kill switch on.
+    /// The gate's kill switch after this judgement, as a live decision's `kill_switch`: a
+    /// rollback of one cohort leaves it off while another cohort still serves.
     pub kill_switch: bool,
     pub reason: String,
     pub evidence: Vec<MetricEvidence>,
@@ -315,7 +316,7 @@ impl Replay<'_> {
                 from_exposure: state.exposure,
                 to_exposure: next.exposure,
                 status: next.status,
-                kill_switch: judgement.kill_switch,
+                kill_switch: self.kill_switch,
                 reason: judgement.reason,
                 evidence: judgement.evidence,
                 topics: judgement.topics,
