@@ -28,14 +28,22 @@ pub fn gate_key(field: &str, value: &str) -> Result<GateKey, ApiError> {
     GateKey::try_from(value).map_err(|e| ApiError::invalid(field, e.0))
 }
 
-/// An optional metric name: empty is None.
-pub fn metric_opt(field: &str, value: &str) -> Result<Option<MetricName>, ApiError> {
+/// An optional id (cohort, metric): empty is None, anything else must be valid.
+fn id_opt<'a, T>(field: &str, value: &'a str) -> Result<Option<T>, ApiError>
+where
+    T: TryFrom<&'a str, Error = crate::ids::IdError>,
+{
     if value.is_empty() {
         return Ok(None);
     }
-    MetricName::try_from(value)
+    T::try_from(value)
         .map(Some)
         .map_err(|e| ApiError::invalid(field, e.0))
+}
+
+/// An optional metric name: empty is None.
+pub fn metric_opt(field: &str, value: &str) -> Result<Option<MetricName>, ApiError> {
+    id_opt(field, value)
 }
 
 /// The window aggregates of a gate, by cohort, window start and the contract's metric order;
@@ -51,11 +59,7 @@ pub fn window_aggregates(
         if cohort.is_some_and(|x| x != c) || since.is_some_and(|s| *start < s) {
             continue;
         }
-        let judged = g
-            .cohorts
-            .get(c)
-            .and_then(|s| s.last_window)
-            .is_some_and(|last| last >= *start);
+        let judged = g.cohorts.get(c).is_some_and(|s| s.judged(*start));
         let end = w
             .window
             .map_or(start.saturating_add(g.contract.window.0), |x| x.end);
@@ -80,13 +84,9 @@ pub fn window_aggregates(
     out
 }
 
+/// An optional cohort name: empty is None.
 pub fn cohort_opt(field: &str, value: &str) -> Result<Option<CohortName>, ApiError> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    CohortName::try_from(value)
-        .map(Some)
-        .map_err(|e| ApiError::invalid(field, e.0))
+    id_opt(field, value)
 }
 
 /// A protobuf signal to a checked domain signal; errors name the field inside the signal.

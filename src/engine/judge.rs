@@ -554,7 +554,7 @@ pub fn mixing_sd(spec: &MetricSpec, baseline: f64) -> Option<f64> {
             .into_iter()
             .flatten()
             .filter(|c| *c > 0.0)
-            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.min(c))))
+            .reduce(f64::min)
             .and_then(stats::finite)
     })
 }

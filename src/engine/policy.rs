@@ -118,6 +118,11 @@ pub struct CohortState {
 }
 
 impl CohortState {
+    /// Whether the window starting at `start` has been judged (it, or a later one, was).
+    pub fn judged(&self, start: Millis) -> bool {
+        self.last_window.is_some_and(|last| last >= start)
+    }
+
     /// A cohort at the first stage of the ladder, from `since`.
     pub fn start(contract: &Contract, since: Millis) -> Self {
         Self {

@@ -344,7 +344,7 @@ impl Gate {
         let Some(state) = self.cohorts.get(cohort) else {
             return Err(format!("no cohort {cohort}"));
         };
-        if state.last_window.is_some_and(|last| last >= window.start) {
+        if state.judged(window.start) {
             return Err(format!("window starting {} already decided", window.start));
         }
         let before = self.snapshot_cohorts();

@@ -194,12 +194,12 @@ impl State {
                 format!("gate {} has no metric {}", signal.gate, signal.metric),
             ));
         };
-        let Some(cohort) = gate.cohorts.get(&signal.cohort) else {
+        if !gate.cohorts.contains_key(&signal.cohort) {
             return Err(SignalError::new(
                 "cohort",
                 format!("gate {} has no cohort {}", signal.gate, signal.cohort),
             ));
-        };
+        }
         crate::engine::window::check_kind(spec, &signal.measurement)?;
         let start = gate.contract.window_start(signal.at);
         let window = Window {
@@ -218,14 +218,10 @@ impl State {
                 "is before the gate's first window (the contract was not applied yet)",
             ));
         }
-        // A window decided before it closed (an early kill; an operator may have resumed the
-        // cohort since) still takes its on-time signals: the decision stands, and later
-        // windows' evidence sees the whole window.
-        let decided_open = cohort.last_window.is_some_and(|last| last >= start)
-            && !gate.window_closed(window, now);
-        if (cohort.last_window.is_some_and(|last| last >= start) && !decided_open)
-            || gate.window_closed(window, now)
-        {
+        // Only a closed window refuses signals. One decided before it closed (an early kill;
+        // an operator may have resumed the cohort since) still takes its on-time signals: the
+        // decision stands, and later windows' evidence sees the whole window.
+        if gate.window_closed(window, now) {
             return Err(SignalError::new(
                 "at",
                 "arrived after its window closed (window end + grace)",

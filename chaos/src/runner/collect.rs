@@ -77,9 +77,11 @@ pub(super) async fn collect(pool: &Pool) -> Vec<NodeFinal> {
             }
             // A node that cannot list windows (an older binary) leaves the counters to the
             // decisions' evidence.
-            match (read_windows(pool, id, gate).await, windows.as_mut()) {
-                (Ok(w), Some(all)) => all.extend(w),
-                _ => windows = None,
+            if let Some(all) = windows.as_mut() {
+                match read_windows(pool, id, gate).await {
+                    Ok(w) => all.extend(w),
+                    Err(_) => windows = None,
+                }
             }
         }
         node.windows = windows;
