@@ -60,6 +60,28 @@ pub enum Command {
     Restore(super::restore::RestorePart),
 }
 
+impl Command {
+    /// The gate whose decision log this command may extend, if any.
+    pub fn gate(&self) -> Option<&GateKey> {
+        match self {
+            Command::PutContract { contract } => Some(&contract.gate),
+            Command::DeleteContract { gate } | Command::Decide { gate, .. } => Some(gate),
+            Command::Override(ov) => Some(&ov.gate),
+            Command::Ingest { .. }
+            | Command::IngestGroup { .. }
+            | Command::Notified { .. }
+            | Command::Restore(_)
+            | Command::Tick => None,
+        }
+    }
+
+    /// Whether the evaluator may have something new to judge once this is applied: anything
+    /// but its own decisions (which would otherwise wake it for every window it closes).
+    pub fn wakes_evaluator(&self) -> bool {
+        !matches!(self, Command::Decide { .. })
+    }
+}
+
 /// One client batch inside an `IngestGroup`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IngestBatch {

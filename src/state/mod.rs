@@ -48,15 +48,42 @@ pub struct State {
     pub restoring: Option<restore::RestoreStaging>,
 }
 
+/// What applying one entry did: its answer, and the decisions it appended (oldest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Applied {
+    pub response: Response,
+    pub decisions: Vec<Decision>,
+}
+
 impl State {
     /// Applies one entry at its proposal time.
     pub fn apply(&mut self, request: &Request) -> Response {
-        self.apply_at(request, 0)
+        self.apply_at(request, 0).response
     }
 
     /// `apply` for the entry at `log_index` of the Raft log (recorded with ingest outcomes,
-    /// so a retried batch is answered with the index that committed it).
-    pub fn apply_at(&mut self, request: &Request, log_index: u64) -> Response {
+    /// so a retried batch is answered with the index that committed it), with the decisions
+    /// the entry appended, for the store to publish to watchers.
+    pub fn apply_at(&mut self, request: &Request, log_index: u64) -> Applied {
+        let gate = request.command.gate();
+        let before = gate
+            .and_then(|g| self.gates.get(g))
+            .map_or(0, |g| g.version);
+        let response = self.respond(request, log_index);
+        let decisions = gate
+            .and_then(|g| self.gates.get(g))
+            .map(|g| {
+                let from = g.decisions.partition_point(|d| d.version <= before);
+                g.decisions[from..].to_vec()
+            })
+            .unwrap_or_default();
+        Applied {
+            response,
+            decisions,
+        }
+    }
+
+    fn respond(&mut self, request: &Request, log_index: u64) -> Response {
         self.cluster_time = self.cluster_time.max(request.at);
         let now = self.cluster_time;
         match &request.command {

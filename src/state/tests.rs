@@ -358,6 +358,53 @@ fn every_change_appends_exactly_one_decision_with_the_next_version() {
 }
 
 #[test]
+fn an_entry_reports_the_decisions_it_appended_and_no_others() {
+    let mut state = with_gate();
+    let kill = Override {
+        gate: gate(),
+        cohort: None,
+        kind: OverrideKind::Kill,
+        actor: "a".into(),
+        reason: "r".into(),
+    };
+    let done = state.apply_at(
+        &Request {
+            at: T0 + 1,
+            command: Command::Override(kill.clone()),
+        },
+        7,
+    );
+    let log = &state.live_gate(&gate()).unwrap().decisions;
+    assert_eq!(done.decisions, log[log.len() - 1..].to_vec());
+    assert_eq!(done.decisions[0].version, 2);
+    assert!(matches!(done.response, Response::Overridden(_)));
+
+    // A refused override, an ingest and a tick append nothing.
+    let refused = Override {
+        cohort: Some(CohortName::try_from("nope").unwrap()),
+        ..kill
+    };
+    let signals = vec![rate("error_rate", T0 + 16 * MIN, 1, 100)];
+    for command in [
+        Command::Override(refused),
+        Command::Ingest {
+            idempotency_key: "k".into(),
+            signals,
+        },
+        Command::Tick,
+    ] {
+        let done = state.apply_at(
+            &Request {
+                at: T0 + 16 * MIN,
+                command,
+            },
+            8,
+        );
+        assert_eq!(done.decisions, Vec::new(), "{:?}", done.response);
+    }
+}
+
+#[test]
 fn cluster_time_never_goes_backwards() {
     let mut state = with_gate();
     apply(&mut state, T0 + 10 * MIN, Command::Tick);

@@ -17,8 +17,7 @@ use super::codec::{decode, encode};
 use super::durable::write_atomic;
 use super::{At, StoreError, REPLACE_NODE};
 use crate::consensus::{Entry, LogId, Membership, StorageError, TypeConfig};
-use crate::ids::GateKey;
-use crate::state::{Command, Decision, Response, State};
+use crate::state::{Decision, Response, State};
 
 const SNAPSHOT_FILE: &str = "snapshot.bin";
 const SNAPSHOT_MAGIC: &[u8; 8] = b"RAMPSNAP";
@@ -251,20 +250,6 @@ impl StateMachineStore {
     }
 }
 
-/// The gate a command changes, if any (for publishing its new decisions).
-fn touched_gate(command: &Command) -> Option<&GateKey> {
-    match command {
-        Command::PutContract { contract } => Some(&contract.gate),
-        Command::DeleteContract { gate } | Command::Decide { gate, .. } => Some(gate),
-        Command::Override(ov) => Some(&ov.gate),
-        Command::Ingest { .. }
-        | Command::IngestGroup { .. }
-        | Command::Notified { .. }
-        | Command::Restore(_)
-        | Command::Tick => None,
-    }
-}
-
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -292,18 +277,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Response::None
                     }
                     EntryPayload::Normal(request) => {
-                        commands |= !matches!(request.command, Command::Decide { .. });
-                        let gate = touched_gate(&request.command).cloned();
-                        let before = gate
-                            .as_ref()
-                            .and_then(|g| applied.state.gates.get(g))
-                            .map_or(0, |g| g.version);
-                        let response = applied.state.apply_at(&request, entry.log_id.index);
-                        if let Some(g) = gate.as_ref().and_then(|g| applied.state.gates.get(g)) {
-                            let from = g.decisions.partition_point(|d| d.version <= before);
-                            published.extend(g.decisions[from..].iter().cloned().map(Arc::new));
-                        }
-                        response
+                        commands |= request.command.wakes_evaluator();
+                        let done = applied.state.apply_at(&request, entry.log_id.index);
+                        published.extend(done.decisions.into_iter().map(Arc::new));
+                        done.response
                     }
                 };
                 responses.push(response);
