@@ -23,7 +23,8 @@ async fn skewed_cluster(offsets: [i64; 3]) -> Cluster {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let mut nodes = Vec::new();
     for (i, offset) in offsets.iter().enumerate() {
-        let config = test_config(i as u64 + 1, dir.path());
+        let mut config = test_config(i as u64 + 1, dir.path());
+        config.http = Some("127.0.0.1:0".parse().expect("addr"));
         let clock: Arc<dyn WallClock> = Arc::new(OffsetClock(*offset));
         nodes.push(
             rampart::server::start_with_clock(config, clock)
@@ -179,7 +180,49 @@ async fn a_leader_two_hours_fast_does_not_move_cluster_time_ahead() {
     let leader = status.nodes.iter().find(|n| n.id == 1).expect("node 1");
     let skew = leader.clock_skew_ms.expect("leader's skew");
     assert!((skew - 2 * HOUR).abs() < 1_000, "{skew}");
+    // The same in the leader's metrics, and a follower sees the leader's time near its own.
+    let on_leader = metrics(&cluster, 0).await;
+    assert_eq!(
+        sample(&on_leader, "rampart_clock_limit{limit=\"leader_ahead\"}"),
+        Some(1.0),
+        "{on_leader}"
+    );
+    assert_eq!(
+        sample(&on_leader, "rampart_clock_limit{limit=\"none\"}"),
+        Some(0.0)
+    );
+    let ahead = sample(&on_leader, "rampart_clock_offset_from_voters_seconds").expect("offset");
+    assert!((ahead - 7200.0).abs() < 1.0, "{ahead}");
+    let on_follower = metrics(&cluster, 1).await;
+    let off = sample(
+        &on_follower,
+        "rampart_clock_offset_from_leader_seconds{leader=\"1\"}",
+    )
+    .expect("a follower's offset from the leader");
+    assert!(off.abs() < 6.0, "{off}");
+    assert_eq!(
+        sample(&on_follower, "rampart_clock_limit{limit=\"none\"}"),
+        None
+    );
     cluster.stop().await;
+}
+
+async fn metrics(cluster: &Cluster, i: usize) -> String {
+    let url = format!("{}/metrics", cluster.nodes[i].http_url().expect("HTTP"));
+    reqwest::get(url)
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of the series named exactly `series` (name and labels) in a scrape.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -775,7 +775,8 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
-    // Three nodes, scraped at the leader: it alone has the replication series.
+    // Three nodes, scraped at the leader (it alone has the replication series) and at a
+    // follower.
     let cluster = Cluster::start_with(3, with_http).await;
     let leader = cluster.wait_for_leader().await;
     let at = cluster
@@ -814,8 +815,21 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
         .text()
         .await
         .expect("text");
+    // And a follower, for the follower-only series (its clock against the leader's time,
+    // there from the leader's first clock read).
+    let follower = (at + 1) % cluster.nodes.len();
+    let on_follower = wait_until(Duration::from_secs(10), "a follower's clock series", || {
+        let request = client.get(url(&cluster, follower, "/metrics"));
+        async move {
+            let text = request.send().await.ok()?.text().await.ok()?;
+            text.contains("rampart_clock_offset_from_leader_seconds{")
+                .then_some(text)
+        }
+    })
+    .await;
     let served: std::collections::BTreeSet<&str> = scrape
         .lines()
+        .chain(on_follower.lines())
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split(' ').next())
         .collect();

@@ -21,6 +21,7 @@ use prometheus_client::registry::Registry;
 use super::call::Door;
 use super::error::HttpError;
 use super::Edge;
+use crate::node::clock::Limit;
 use crate::node::Node;
 
 pub fn routes() -> Router<Edge> {
@@ -79,6 +80,16 @@ struct FollowerLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaderLabels {
+    leader: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GateLabels {
     gate: String,
 }
@@ -116,6 +127,71 @@ fn counter(registry: &mut Registry, name: &str, help: &str, value: u64) {
 
 fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn seconds(registry: &mut Registry, name: &str, help: &str, ms: Option<crate::ids::Millis>) {
+    let Some(ms) = ms else { return };
+    let g: Gauge<f64, AtomicU64> = Gauge::default();
+    #[allow(clippy::cast_precision_loss)] // milliseconds of clock offsets fit an f64 exactly
+    g.set(ms as f64 / 1000.0);
+    registry.register(name, help, g);
+}
+
+/// Cluster time and the clocks behind it (docs/design.md, "Cluster time"): the bound a
+/// leader proposes under, how far its clock is from its voters' median, and on a follower
+/// how far the leader's time is from its own clock.
+fn register_clock(r: &mut Registry, node: &Node) {
+    let clock = node.time.report();
+    seconds(
+        r,
+        "rampart_cluster_time_seconds",
+        "Cluster time applied on this node, in epoch seconds (compare with time())",
+        Some(node.state.read().state.cluster_time),
+    );
+    seconds(
+        r,
+        "rampart_clock_offset_from_voters_seconds",
+        "Leader only: this node's wall clock minus the median of its voters' clocks",
+        clock.own_minus_median,
+    );
+    let from_leader: Family<LeaderLabels, Gauge<f64, AtomicU64>> = Family::default();
+    if let Some((leader, off)) = clock.leader_minus_own {
+        #[allow(clippy::cast_precision_loss)] // milliseconds of clock offsets fit an f64 exactly
+        from_leader
+            .get_or_create(&LeaderLabels {
+                leader: leader.to_string(),
+            })
+            .set(off as f64 / 1000.0);
+    }
+    r.register(
+        "rampart_clock_offset_from_leader_seconds",
+        "Follower only: the time the leader proposes minus this node's wall clock, at its last clock read",
+        from_leader,
+    );
+    let Some(current) = clock.limit else { return };
+    let limit: Family<LimitLabels, Gauge> = Family::default();
+    for each in [
+        Limit::None,
+        Limit::LeaderAhead,
+        Limit::LeaderBehind,
+        Limit::NoQuorum,
+        Limit::Pace,
+    ] {
+        let name = match each {
+            Limit::None => "none",
+            other => other.as_str(),
+        };
+        limit
+            .get_or_create(&LimitLabels {
+                limit: name.to_owned(),
+            })
+            .set(i64::from(each == current));
+    }
+    r.register(
+        "rampart_clock_limit",
+        "Leader only: 1 for why the time it proposes is bounded (none: its clock is within max_clock_skew_ms of its voters' median)",
+        limit,
+    );
 }
 
 /// The index a quorum of voters holds, as the leader sees it (`None` off the leader).
@@ -217,6 +293,7 @@ fn state_registry(node: &Node) -> Registry {
         "Entries each follower is behind the leader's log (leader only)",
         lag,
     );
+    register_clock(&mut r, node);
     let exposure: Family<CohortLabels, Gauge<f64, AtomicU64>> = Family::default();
     let status: Family<StatusLabels, Gauge> = Family::default();
     let kill: Family<GateLabels, Gauge> = Family::default();

@@ -68,7 +68,8 @@ impl RaftInternal for PeerService {
         let m = self.node.raft.metrics().borrow().clone();
         let leads = m.current_leader == Some(self.node.id);
         let (limit, median) = if leads {
-            self.node.time.last()
+            let clock = self.node.time.report();
+            (clock.limit, clock.quorum_median)
         } else {
             (None, None)
         };

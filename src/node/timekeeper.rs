@@ -76,10 +76,29 @@ struct Inner {
     pace_from: Option<(Instant, Millis)>,
     last_limit: Option<Limit>,
     last_median: Option<Millis>,
+    /// This leader's wall clock when it last computed `last_median`.
+    last_own: Option<Millis>,
+    /// As a follower: the leader's proposed time minus this node's clock, at the last read.
+    leader_offset: Option<(Instant, NodeId, Millis)>,
     warned_at: Option<Instant>,
     leader_warned_at: Option<Instant>,
     /// Since when a majority of readings is missing (a new leader has none for one poll).
     no_quorum_since: Option<Instant>,
+}
+
+/// What a node last saw of the clocks (`TimeKeeper::report`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockReport {
+    /// As leader: why the time it proposes is bounded (None: it has not led since it last
+    /// stopped leading).
+    pub limit: Option<Limit>,
+    /// As leader: the voters' median clock when it last proposed.
+    pub quorum_median: Option<Millis>,
+    /// As leader: its own clock minus the voters' median.
+    pub own_minus_median: Option<Millis>,
+    /// As follower: the leader, and its proposed time minus this node's clock, from a read
+    /// of the last `READING_TTL`.
+    pub leader_minus_own: Option<(NodeId, Millis)>,
 }
 
 /// A node's clock and what it knows of its peers' clocks.
@@ -147,6 +166,7 @@ impl TimeKeeper {
         inner.readings.clear();
         inner.last_limit = None;
         inner.last_median = None;
+        inner.last_own = None;
     }
 
     /// The time this node may propose now if it leads `voters`, never below `floor`.
@@ -195,6 +215,7 @@ impl TimeKeeper {
             }
         }
         inner.last_median = allowed.median;
+        inner.last_own = Some(own);
         self.warn_if_limited(&mut inner, own, &allowed, now);
         allowed
     }
@@ -241,10 +262,19 @@ impl TimeKeeper {
         );
     }
 
-    /// The last bound computed, for status: why, and the voters' median.
-    pub fn last(&self) -> (Option<Limit>, Option<Millis>) {
+    /// What this node last saw of the clocks, for status and metrics.
+    pub fn report(&self) -> ClockReport {
         let inner = self.inner();
-        (inner.last_limit, inner.last_median)
+        let fresh = |at: Instant| Instant::now().saturating_duration_since(at) <= READING_TTL;
+        ClockReport {
+            limit: inner.last_limit,
+            quorum_median: inner.last_median,
+            own_minus_median: inner.last_own.zip(inner.last_median).map(|(o, m)| o - m),
+            leader_minus_own: inner
+                .leader_offset
+                .filter(|(at, ..)| fresh(*at))
+                .map(|(_, leader, off)| (leader, off)),
+        }
     }
 
     /// A follower's side of a clock read: warns when the leader's time is more than the skew
@@ -253,9 +283,13 @@ impl TimeKeeper {
         let own = self.wall();
         let off = leader_time - own;
         // 0: a leader that has not proposed any time yet.
-        if leader_time > 0 && off.abs() > self.max_skew {
-            let now = Instant::now();
-            let mut inner = self.inner();
+        if leader_time <= 0 {
+            return own;
+        }
+        let now = Instant::now();
+        let mut inner = self.inner();
+        inner.leader_offset = Some((now, leader, off));
+        if off.abs() > self.max_skew {
             let due = inner
                 .leader_warned_at
                 .is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY);
