@@ -297,3 +297,46 @@ async fn a_damaged_snapshot_is_refused_when_the_log_no_longer_covers_it() {
         assert!(err.contains(needle), "{needle:?} missing from: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_deleted_acknowledged_mark_is_refused_but_a_log_from_before_marks_opens() {
+    let base = tempfile::TempDir::new().expect("temp dir");
+    let dir = base.path().join("node");
+    pristine(&dir).await;
+    let mark = dir.join("acked.bin");
+    // A log written by a release that kept no mark: no `marked` key in its meta tree.
+    {
+        let db = sled::Config::new()
+            .path(dir.join("raft"))
+            .segment_size(8 << 20)
+            .open()
+            .expect("sled");
+        db.open_tree("meta")
+            .expect("meta")
+            .remove("marked")
+            .expect("remove");
+        db.flush().expect("flush");
+    }
+    std::fs::remove_file(&mark).expect("rm acked.bin");
+    let before = held(&dir, ENTRIES)
+        .await
+        .expect("an older node's log opens");
+    assert_eq!(before.vote, Some(Vote::new(3, 1)));
+    assert!(mark.exists(), "and gets its mark");
+    // Once kept beside a mark, a log whose mark is gone is refused: a truncation could hide
+    // behind it.
+    std::fs::remove_file(&mark).expect("rm acked.bin");
+    let err = rampart::store::open(&dir)
+        .expect_err("a lost mark is refused")
+        .to_string();
+    for needle in [
+        mark.display().to_string().as_str(),
+        "is missing",
+        "rampart cluster remove",
+    ] {
+        assert!(err.contains(needle), "{needle:?} missing from: {err}");
+    }
+    // Refusing wrote nothing: the next start refuses the same way.
+    assert!(!mark.exists());
+    assert!(rampart::store::open(&dir).is_err());
+}

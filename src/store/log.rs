@@ -17,6 +17,9 @@ use crate::consensus::{Entry, LogId, StorageError, TypeConfig};
 const VOTE: &[u8] = b"vote";
 const COMMITTED: &[u8] = b"committed";
 const LAST_PURGED: &[u8] = b"last_purged";
+/// Set once this log has been checked against an `acked.bin`: from then on a missing mark is
+/// a lost one, not a first start (or a log written before the mark existed).
+const MARKED: &[u8] = b"marked";
 
 /// sled segment size: values above a quarter of it become unsynced blob files.
 const SEGMENT_SIZE: usize = 8 * 1024 * 1024;
@@ -72,6 +75,17 @@ impl LogStore {
                 .at(|| format!("fsync of {}", path.display()))?;
         }
         super::durable::sync_dir(dir)?;
+        let mark_path = mark_dir.join(super::mark::MARK_FILE);
+        // Before `Mark::open`, which writes an empty mark when there is none.
+        if meta.contains_key(MARKED)? && !mark_path.exists() {
+            return Err(StoreError::Lost(format!(
+                "{} is missing, but the raft log in {} was kept beside one: what this node \
+                 acknowledged can no longer be checked (a deleted or lost acked.bin, perhaps \
+                 with a truncated raft/db); {REPLACE_NODE}",
+                mark_path.display(),
+                syncer.path().display(),
+            )));
+        }
         let (mark, recorded) = Mark::open(mark_dir)?;
         let store = Self {
             inner: Arc::new(Inner {
@@ -89,6 +103,10 @@ impl LogStore {
         *store.acked() = found;
         store.inner.mark.record(&found)?;
         super::durable::sync_dir(mark_dir)?;
+        if !store.inner.meta.contains_key(MARKED)? {
+            store.meta_put(MARKED, &true)?;
+            store.inner.syncer.sync()?;
+        }
         Ok(store)
     }
 
