@@ -1,7 +1,8 @@
 //! Membership: a new node joins as a learner, catches up by snapshot (the log behind the
 //! snapshot is purged), is promoted to voter, and is removed; every call is idempotent. A
-//! learner nothing answers for is not promoted (it stays a learner), a change that would leave
-//! no reachable quorum is refused, and status shows every node's lag from any node.
+//! learner nothing answers for is not promoted (it stays a learner), nor one more than
+//! `promote_max_lag` behind the commit index; a change that would leave no reachable quorum
+//! is refused, and status shows every node's lag from any node.
 
 mod common;
 
@@ -244,4 +245,90 @@ async fn a_node_that_does_not_answer_is_not_promoted_and_quorum_is_kept() {
     for n in nodes {
         n.stop().await.expect("stop");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_learner_behind_the_commit_index_is_not_promoted() {
+    let cluster = Cluster::start_with(3, |c, _| c.promote_timeout_ms = 500).await;
+    let mut contracts = ContractsClient::new(cluster.channel(0).await);
+    contracts
+        .put_contract(pb::PutContractRequest {
+            yaml: FAST_CONTRACT.into(),
+        })
+        .await
+        .expect("contract");
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let fourth = rampart::server::start(test_config(4, dir.path()))
+        .await
+        .expect("node 4");
+    let mut admin = AdminClient::new(cluster.channel(1).await);
+    admin
+        .add_learner(pb::AddLearnerRequest {
+            member: Some(pb::Member {
+                id: 4,
+                addr: fourth.addr.to_string(),
+            }),
+        })
+        .await
+        .expect("add learner");
+    let held = wait_until(Duration::from_secs(20), "node 4 replicated", || async {
+        let leader = cluster.wait_for_leader().await;
+        let node = &cluster.nodes.iter().find(|n| n.node.id == leader)?.node;
+        let m = node.raft.metrics().borrow().clone();
+        let matched = m.replication.as_ref()?.get(&4).copied().flatten()?.index;
+        (Some(matched) == m.last_log_index).then_some(matched)
+    })
+    .await;
+
+    tracing::info!(
+        "--- node 4 stops; the voters commit 20 more entries (more than the lag allowed)"
+    );
+    fourth.stop().await.expect("stop 4");
+    let mut signals = SignalsClient::new(cluster.channel(0).await);
+    for i in 0..20 {
+        let request = pb::IngestRequest {
+            idempotency_key: format!("behind-{i}"),
+            signals: vec![rate(
+                "fast",
+                "error_rate",
+                "mobile",
+                false,
+                common::now_ms(),
+                1,
+                100,
+            )],
+        };
+        signals.ingest(request).await.expect("ingest");
+    }
+    let refused = admin
+        .promote(pb::PromoteRequest { id: 4 })
+        .await
+        .expect_err("a learner 20 entries behind is not promoted");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    let message = refused.message();
+    assert!(
+        message.contains("node 4")
+            && message.contains("did not catch up within")
+            && message.contains("at most 8 behind allowed")
+            && message.contains("stays a learner"),
+        "{message}"
+    );
+    // "... holds the log up to index M, the leader had committed C ...": M is at least what
+    // node 4 had when it stopped (ticks may have reached it since), C at least 20 beyond.
+    let number_after = |label: &str| -> u64 {
+        let rest = &message[message.find(label).expect(label) + label.len()..];
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().expect("an index")
+    };
+    let matched = number_after("holds the log up to index ");
+    let committed = number_after("the leader had committed ");
+    assert!(matched >= held && committed >= held + 20, "{message}");
+    let status = admin
+        .status(pb::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(status.voters, vec![1, 2, 3]);
+    assert_eq!(status.learners, vec![4]);
+    cluster.stop().await;
 }

@@ -194,27 +194,6 @@ fn register_clock(r: &mut Registry, node: &Node) {
     );
 }
 
-/// The index a quorum of voters holds, as the leader sees it (`None` off the leader).
-fn quorum_index(m: &crate::consensus::RaftMetrics) -> Option<u64> {
-    let replication = m.replication.as_ref()?;
-    let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
-    let mut matched: Vec<u64> = voters
-        .iter()
-        .map(|v| {
-            if *v == m.id {
-                m.last_log_index.unwrap_or(0)
-            } else {
-                replication
-                    .get(v)
-                    .and_then(|l| l.as_ref())
-                    .map_or(0, |l| l.index)
-            }
-        })
-        .collect();
-    matched.sort_unstable_by(|a, b| b.cmp(a));
-    matched.get(voters.len() / 2).copied()
-}
-
 /// What describes this node's state now, as a registry made for one scrape.
 fn state_registry(node: &Node) -> Registry {
     let mut r = Registry::default();
@@ -249,7 +228,9 @@ fn state_registry(node: &Node) -> Registry {
         &mut r,
         "rampart_server_proposals_committed",
         "Log entries committed (on the leader: the index a quorum holds; elsewhere: applied)",
-        quorum_index(&m).unwrap_or(applied).max(applied),
+        crate::node::quorum_index(&m)
+            .unwrap_or(applied)
+            .max(applied),
     );
     counter(
         &mut r,

@@ -14,6 +14,27 @@ use crate::proto::internal::Empty;
 /// How long a node has to answer its status call to count as reachable.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The index a quorum of voters holds, as the leader sees it (`None` off the leader).
+pub fn quorum_index(m: &crate::consensus::RaftMetrics) -> Option<u64> {
+    let replication = m.replication.as_ref()?;
+    let voters: Vec<u64> = m.membership_config.membership().voter_ids().collect();
+    let mut matched: Vec<u64> = voters
+        .iter()
+        .map(|v| {
+            if *v == m.id {
+                m.last_log_index.unwrap_or(0)
+            } else {
+                replication
+                    .get(v)
+                    .and_then(|l| l.as_ref())
+                    .map_or(0, |l| l.index)
+            }
+        })
+        .collect();
+    matched.sort_unstable_by(|a, b| b.cmp(a));
+    matched.get(voters.len() / 2).copied()
+}
+
 impl Node {
     /// Whether node `id` at `addr` answers its status call now (this node always does).
     async fn answers(&self, id: NodeId, addr: &str) -> bool {
@@ -42,16 +63,16 @@ impl Node {
             .map(|l| l.index)
     }
 
-    /// Waits until learner `id` answers and its replicated log reaches the leader's applied
+    /// Waits until learner `id` answers and its replicated log reaches the leader's commit
     /// index at the start of the call, less `promote_max_lag`; refuses after
     /// `promote_timeout`. The learner stays a learner either way.
     pub(super) async fn wait_caught_up(&self, id: NodeId, addr: &str) -> Result<(), NodeError> {
-        let target = self
-            .raft
-            .metrics()
-            .borrow()
-            .last_applied
-            .map_or(0, |l| l.index);
+        let target = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            quorum_index(&m).map_or(applied, |q| q.max(applied))
+        };
         let floor = target.saturating_sub(self.config.promote_max_lag);
         let timeout = self.config.promote_timeout();
         let deadline = Instant::now() + timeout;
@@ -67,8 +88,8 @@ impl Node {
                 return Err(NodeError::Membership(match matched {
                     Some(m) if !caught_up => format!(
                         "node {id} at {addr} did not catch up within {timeout:?}: it holds the \
-                         log up to index {m}, the leader had applied {target} (at most {} \
-                         behind allowed); it stays a learner: promote it again later \
+                         log up to index {m}, the leader had committed {target} (at most \
+                         {} behind allowed); it stays a learner: promote it again later \
                          (`rampart cluster promote {id}`) or remove it",
                         self.config.promote_max_lag
                     ),

@@ -13,6 +13,7 @@ pub mod error;
 pub mod evaluator;
 mod group_commit;
 mod guard;
+pub use guard::quorum_index;
 pub mod metrics;
 pub mod peer_service;
 pub mod timekeeper;
