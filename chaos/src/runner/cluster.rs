@@ -7,6 +7,7 @@
 //! local process sent a loopback packet). Needs root for iptables and for the uids; without
 //! root, partition drills are skipped and say so.
 
+use super::disks::{self, Damaged};
 use super::secure::{ClientSecurity, Secure};
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -49,6 +50,24 @@ pub trait Cluster: Send {
     fn upgrade(&mut self, _id: u64) -> anyhow::Result<()> {
         bail!("this target cannot run an older binary")
     }
+    /// Whether the disk faults work (`damage`, `disk`, `exited`: a loopback node's files; the
+    /// mounts need root).
+    fn can_touch_disks(&self) -> bool {
+        false
+    }
+    /// Damages one file of stopped node `id` (`disks::damage`).
+    fn damage(&mut self, _id: u64, _rng: &mut rand::rngs::StdRng) -> anyhow::Result<Damaged> {
+        bail!("this target cannot damage a node's files")
+    }
+    /// A fault of node `id`'s disk.
+    fn disk(&mut self, _id: u64, _fault: DiskFault) -> anyhow::Result<()> {
+        bail!("this target cannot fault a node's disk")
+    }
+    /// Whether node `id`'s process has exited since its last start: then its exit status and
+    /// the end of its log.
+    fn exited(&mut self, _id: u64) -> anyhow::Result<Option<String>> {
+        bail!("this target cannot watch a node's process")
+    }
     /// Whether `set_clock` works (libfaketime preloaded into every node).
     fn can_skew_clocks(&self) -> bool {
         false
@@ -58,6 +77,20 @@ pub trait Cluster: Send {
     fn set_clock(&mut self, _id: u64, _spec: &str) -> anyhow::Result<()> {
         bail!("this target cannot skew clocks")
     }
+}
+
+/// A fault of a node's disk (`Cluster::disk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFault {
+    /// Its data (the node stopped) moved onto a tmpfs with a few MiB to spare.
+    Small,
+    /// That tmpfs filled to the last byte.
+    Fill,
+    /// The space given back.
+    Free,
+    /// Remounted read-only, and back.
+    ReadOnly,
+    ReadWrite,
 }
 
 /// libfaketime's multithreaded build, as Debian's `faketime` package installs it.
@@ -113,6 +146,7 @@ impl Loopback {
         secure: bool,
         faketime: bool,
     ) -> anyhow::Result<Self> {
+        disks::unmount_under(&dir);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("wiping {}", dir.display()))?;
         }
@@ -178,7 +212,12 @@ impl Loopback {
 }
 
 fn chown_tree(path: &Path, uid: u32) -> anyhow::Result<()> {
-    std::os::unix::fs::chown(path, Some(uid), Some(uid))?;
+    use std::os::unix::fs::MetadataExt;
+    // Only what is not the node's yet: a read-only disk refuses even a chown to the owner.
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.uid() != uid || meta.gid() != uid {
+        std::os::unix::fs::chown(path, Some(uid), Some(uid))?;
+    }
     if path.is_dir() {
         for entry in std::fs::read_dir(path)? {
             chown_tree(&entry?.path(), uid)?;
@@ -336,6 +375,52 @@ impl Cluster for Loopback {
         Ok(())
     }
 
+    fn can_touch_disks(&self) -> bool {
+        self.root
+    }
+
+    fn damage(&mut self, id: u64, rng: &mut rand::rngs::StdRng) -> anyhow::Result<Damaged> {
+        if self.children.contains_key(&id) {
+            bail!("node {id} is running: damage a stopped node's files");
+        }
+        disks::damage(&self.data(id), rng)
+    }
+
+    fn disk(&mut self, id: u64, fault: DiskFault) -> anyhow::Result<()> {
+        if !self.root {
+            bail!("disk faults on loopback need root (mount)");
+        }
+        let data = self.data(id);
+        match fault {
+            DiskFault::Small => {
+                if self.children.contains_key(&id) {
+                    bail!("node {id} is running: stop it before moving its data");
+                }
+                disks::mount_small(&data, 16)
+            }
+            DiskFault::Fill => disks::fill(&data),
+            DiskFault::Free => disks::free(&data),
+            DiskFault::ReadOnly => disks::read_only(&data, true),
+            DiskFault::ReadWrite => disks::read_only(&data, false),
+        }
+    }
+
+    fn exited(&mut self, id: u64) -> anyhow::Result<Option<String>> {
+        let Some(child) = self.children.get_mut(&id) else {
+            bail!("node {id} was not started");
+        };
+        let Some(status) = child.try_wait()? else {
+            return Ok(None);
+        };
+        self.children.remove(&id);
+        let log = std::fs::read(self.dir.join(format!("node{id}.log"))).unwrap_or_default();
+        let tail = &log[log.len().saturating_sub(8192)..];
+        Ok(Some(format!(
+            "{status}; its log ends:\n{}",
+            String::from_utf8_lossy(tail)
+        )))
+    }
+
     fn can_skew_clocks(&self) -> bool {
         self.faketime
     }
@@ -362,6 +447,7 @@ impl Cluster for Loopback {
             let _ = run("iptables", &["-F", CHAIN]);
             let _ = run("iptables", &["-D", "OUTPUT", "-j", CHAIN]);
             let _ = run("iptables", &["-X", CHAIN]);
+            disks::unmount_under(&self.dir);
         }
     }
 }

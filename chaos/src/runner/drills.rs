@@ -44,12 +44,24 @@ pub enum Drill {
     /// The leader's wall clock 2 h fast, then the (next) leader's 30 min slow and a follower's
     /// jumping 2 h ahead, then every clock back (libfaketime, loopback only).
     ClockSkew,
+    /// A follower restarted on a damaged file (cut short or a bit flipped, chosen by the
+    /// seed): refused naming the file, then replaced, or started serving the log's state
+    /// (loopback only).
+    DamagedFollower,
+    /// A follower's disk (a small tmpfs) filled while it runs: it must exit, then catch up
+    /// once the space is back (loopback, root).
+    DiskFull,
+    /// A follower restarted on its disk remounted read-only: refused, then started once it
+    /// is writable (loopback, root).
+    ReadOnlyDisk,
+    /// A new node's promotion in flight while the leader is killed.
+    PromoteKillLeader,
     /// Long mode: a random schedule of the faults above, from a seed.
     Random,
 }
 
 impl Drill {
-    pub const QUICK: [Drill; 12] = [
+    pub const QUICK: [Drill; 16] = [
         Drill::KillLeader,
         Drill::KillFollower,
         Drill::PauseLeader,
@@ -62,6 +74,10 @@ impl Drill {
         Drill::GameDay,
         Drill::GameDayKillLeader,
         Drill::ClockSkew,
+        Drill::DamagedFollower,
+        Drill::DiskFull,
+        Drill::ReadOnlyDisk,
+        Drill::PromoteKillLeader,
     ];
 
     pub fn name(self) -> &'static str {
@@ -79,12 +95,24 @@ impl Drill {
             Drill::GameDay => "gameday",
             Drill::GameDayKillLeader => "gameday-kill-leader",
             Drill::ClockSkew => "clock-skew",
+            Drill::DamagedFollower => "damaged-follower",
+            Drill::DiskFull => "disk-full",
+            Drill::ReadOnlyDisk => "read-only-disk",
+            Drill::PromoteKillLeader => "promote-kill-leader",
             Drill::Random => "random",
         }
     }
 
     pub fn partitions(self) -> bool {
         matches!(self, Drill::PartitionLeader | Drill::PartitionMinority)
+    }
+
+    /// Whether it damages or fills a node's disk.
+    pub fn touches_disks(self) -> bool {
+        matches!(
+            self,
+            Drill::DamagedFollower | Drill::DiskFull | Drill::ReadOnlyDisk
+        )
     }
 }
 
@@ -206,6 +234,15 @@ pub async fn run(
             leader_samples: Vec::new(),
             breach_ack: None,
             skipped: Some("clock skew needs libfaketime (package faketime) on loopback".into()),
+        });
+    }
+    if drill.touches_disks() && !cluster.can_touch_disks() {
+        return Ok(Outcome {
+            record: Record::default(),
+            faults: 0,
+            leader_samples: Vec::new(),
+            breach_ack: None,
+            skipped: Some("disk faults need a loopback cluster run as root (mount)".into()),
         });
     }
     let security = cluster.client_security()?;

@@ -10,6 +10,7 @@ use rampart::proto::v1::gates_client::GatesClient;
 use rand::Rng;
 
 use super::client::Pool;
+use super::storage;
 use super::workload::{override_once, read_once, Ctx};
 use crate::history::Consistency;
 
@@ -36,7 +37,7 @@ fn follower(cluster: &dyn Cluster, leader: u64) -> u64 {
 }
 
 /// Waits until `id` answers a linearizable read (it has rejoined and a leader is known).
-async fn wait_serving(pool: &Pool, id: u64) -> anyhow::Result<()> {
+pub(super) async fn wait_serving(pool: &Pool, id: u64) -> anyhow::Result<()> {
     retry("node back", Duration::from_secs(30), || {
         let channel = pool.channel(id);
         async move {
@@ -68,6 +69,59 @@ async fn admin(
         let client = AdminClient::new(pool.channel(ids[i % ids.len()]));
         let call = f(client);
         async move { Ok(call.await.map(|_| ())?) }
+    })
+    .await
+}
+
+/// Starts a brand-new node (the next id above every member and `above`) and adds it as a
+/// learner; returns its id.
+async fn add_learner(cluster: &mut dyn Cluster, pool: &Pool, above: u64) -> anyhow::Result<u64> {
+    let new = cluster
+        .members()
+        .keys()
+        .max()
+        .copied()
+        .unwrap_or(0)
+        .max(above)
+        + 1;
+    cluster.start(new)?;
+    let addr = cluster
+        .members()
+        .get(&new)
+        .cloned()
+        .context("new member address")?;
+    admin(pool, "add learner", move |mut c| {
+        let member = pb::Member {
+            id: new,
+            addr: addr.clone(),
+        };
+        Box::pin(async move {
+            c.add_learner(pb::AddLearnerRequest {
+                member: Some(member),
+            })
+            .await
+        })
+    })
+    .await?;
+    Ok(new)
+}
+
+/// Replaces node `old` as `docs/durability.md` says: removed, its data wiped, and a new node
+/// (a new id) added as a learner and promoted once caught up.
+pub(super) async fn replace(
+    cluster: &mut dyn Cluster,
+    pool: &Pool,
+    old: u64,
+) -> anyhow::Result<()> {
+    admin(pool, "remove", move |mut c| {
+        Box::pin(async move { c.remove(pb::RemoveRequest { id: old }).await })
+    })
+    .await?;
+    cluster.wipe(old)?;
+    // Never `old` again: a new id, as a wiped node must come back.
+    let new = add_learner(cluster, pool, old).await?;
+    admin(pool, "promote", move |mut c| {
+        Box::pin(async move { c.promote(pb::PromoteRequest { id: new }).await })
     })
     .await
 }
@@ -184,43 +238,42 @@ pub(super) async fn inject(
         }
         Drill::ReplaceNode => {
             let old = follower(cluster, leader(pool).await?);
-            admin(pool, "remove", move |mut c| {
-                Box::pin(async move { c.remove(pb::RemoveRequest { id: old }).await })
-            })
-            .await?;
-            cluster.wipe(old)?;
-            let new = cluster
-                .members()
-                .keys()
-                .max()
-                .copied()
-                .unwrap_or(0)
-                .max(old)
-                + 1;
-            cluster.start(new)?;
-            let addr = cluster
-                .members()
-                .get(&new)
-                .cloned()
-                .context("new member address")?;
-            admin(pool, "add learner", move |mut c| {
-                let member = pb::Member {
-                    id: new,
-                    addr: addr.clone(),
-                };
-                Box::pin(async move {
-                    c.add_learner(pb::AddLearnerRequest {
-                        member: Some(member),
+            replace(cluster, pool, old).await?;
+            Ok(1)
+        }
+        Drill::DamagedFollower => {
+            let f = follower(cluster, leader(pool).await?);
+            storage::damaged_follower(cluster, pool, f, rng).await
+        }
+        Drill::DiskFull => {
+            let f = follower(cluster, leader(pool).await?);
+            storage::disk_full(cluster, ctx, f).await
+        }
+        Drill::ReadOnlyDisk => {
+            let f = follower(cluster, leader(pool).await?);
+            storage::read_only_disk(cluster, pool, f).await
+        }
+        Drill::PromoteKillLeader => {
+            let l = leader(pool).await?;
+            let new = add_learner(cluster, pool, 0).await?;
+            // The promotion in flight (it waits for the learner to catch up) while the
+            // leader dies: retried until a new leader takes it.
+            let promoting = {
+                let pool = pool.clone();
+                tokio::spawn(async move {
+                    admin(&pool, "promote", move |mut c| {
+                        Box::pin(async move { c.promote(pb::PromoteRequest { id: new }).await })
                     })
                     .await
                 })
-            })
-            .await?;
-            admin(pool, "promote", move |mut c| {
-                Box::pin(async move { c.promote(pb::PromoteRequest { id: new }).await })
-            })
-            .await?;
-            Ok(1)
+            };
+            tokio::time::sleep(Duration::from_millis(rng.gen_range(0..300))).await;
+            cluster.kill(l)?;
+            tokio::time::sleep(hold).await;
+            cluster.start(l)?;
+            promoting.await??;
+            wait_serving(pool, new).await?;
+            Ok(2)
         }
         Drill::GameDay => Ok(0),
         Drill::ClockSkew => {

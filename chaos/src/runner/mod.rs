@@ -5,12 +5,14 @@
 pub mod client;
 pub mod cluster;
 pub mod collect;
+pub mod disks;
 pub mod docker;
 pub mod drills;
 pub mod faults;
 pub mod observers;
 pub mod report;
 pub mod secure;
+pub mod storage;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
