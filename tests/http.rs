@@ -773,6 +773,63 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
     cluster.stop().await;
 }
 
+/// A body over the request limit is refused before it is read, as a 413 in the API's error
+/// shape naming the body; a body of exactly the limit is read (and refused for what it says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_request_limit_is_a_413_naming_the_body() {
+    let cluster = Cluster::start_with(1, with_http).await;
+    cluster.wait_for_leader().await;
+    let client = reqwest::Client::new();
+    let limit = rampart::api::MAX_REQUEST_BYTES;
+    let over = "#".repeat(limit + 1);
+    let sent = [
+        client
+            .post(url(&cluster, 0, "/v1/signals"))
+            .header("idempotency-key", "too-large")
+            .header("content-type", "application/x-ndjson")
+            .body(over.clone()),
+        client
+            .put(url(&cluster, 0, "/v1/contracts/fast"))
+            .header("content-type", "application/yaml")
+            .body(over),
+    ];
+    for request in sent {
+        let response = request.send().await.expect("request");
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|t| t.to_str().ok()),
+            Some("application/json"),
+            "{:?}",
+            response.headers()
+        );
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["code"], "invalid_argument", "{body}");
+        assert_eq!(body["field"], "body", "{body}");
+        assert_eq!(
+            body["message"],
+            format!("body: is larger than the {limit} bytes a request may carry"),
+            "{body}"
+        );
+    }
+    // Exactly the limit is read: a YAML comment is no contract (400, not 413).
+    let (status, body) = json_of(
+        client
+            .put(url(&cluster, 0, "/v1/contracts/fast"))
+            .header("content-type", "application/yaml")
+            .body("#".repeat(limit))
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "body", "{body}");
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
     // Three nodes, scraped at the leader: it alone has the replication series.
