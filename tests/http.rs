@@ -427,10 +427,19 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
                 Some(2.0),
                 "{text}"
             );
-            assert!(
-                metric(&text, "rampart_signals_rejected_total{field=\"events\"}").is_some(),
-                "{text}"
-            );
+            // Lines the edge could not read count once, though the body was sent twice.
+            for field in ["events", "line"] {
+                assert_eq!(
+                    metric(
+                        &text,
+                        &format!(
+                            "rampart_signals_rejected_total{{field=\"{field}\",reason=\"invalid\"}}"
+                        )
+                    ),
+                    Some(1.0),
+                    "{text}"
+                );
+            }
             assert!(
                 metric(&text, "rampart_http_requests_total{route=\"/v1/signals\",method=\"POST\",code=\"200\"}")
                     .is_some_and(|n| n >= 3.0),

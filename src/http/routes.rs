@@ -411,12 +411,8 @@ async fn ingest(door: Door, body: Result<Bytes, BytesRejection>) -> Answer {
         })?
         .to_owned();
     let (good, mut rejected) = signals_of(&body, is_json(&door.headers))?;
-    for r in &rejected {
-        door.edge
-            .node
-            .metrics
-            .signal_rejected(r["field"].as_str().unwrap_or("signal"));
-    }
+    // The lines refused here, before any batch; the batches count their own.
+    let unread = rejected.len();
     if good.is_empty() && rejected.is_empty() {
         return Err(HttpError::invalid("body", "holds no signals"));
     }
@@ -444,6 +440,18 @@ async fn ingest(door: Door, body: Result<Bytes, BytesRejection>) -> Answer {
             }
         }
     }
+    // Counted once the batches are answered, and not again for a retry they all knew: as
+    // the gRPC edge counts a batch.
+    door.edge.node.metrics.signals_answered(
+        duplicate,
+        0,
+        rejected[..unread].iter().map(|r| {
+            (
+                r["field"].as_str().unwrap_or("signal"),
+                r["reason"].as_str().unwrap_or_default(),
+            )
+        }),
+    );
     rejected.sort_by_key(|r| r["line"].as_u64().or_else(|| r["index"].as_u64()));
     Ok(Json(view::ingest(accepted, duplicate, &rejected)))
 }
