@@ -476,6 +476,230 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     kept.stop().await.expect("stop");
 }
 
+/// Flagger's answer to `hook` on `gate` from node `i`: the status and its one line.
+async fn flagger_hook(
+    client: &reqwest::Client,
+    cluster: &Cluster,
+    i: usize,
+    hook: &str,
+    gate: &str,
+) -> (StatusCode, String) {
+    let response = client
+        .post(url(cluster, i, &format!("/v1/flagger/{hook}")))
+        .json(
+            &json!({"name": "checkout", "namespace": "shop", "phase": "Progressing",
+            "metadata": {"gate": gate}}),
+        )
+        .send()
+        .await
+        .expect("hook");
+    (response.status(), response.text().await.expect("text"))
+}
+
+/// Contracts listed and deleted through a follower, linearizable reads on the followers, a
+/// refused retry counted once, and Flagger's "go on" answers once rampart would go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contracts_reads_and_flagger_go_answers_through_followers() {
+    let cluster = Cluster::start_with(3, with_http).await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.follower(leader);
+    let followers: Vec<usize> = (0..3)
+        .filter(|i| cluster.nodes[*i].node.id != leader)
+        .collect();
+    let client = reqwest::Client::new();
+    let on = |path: &str| url(&cluster, follower, path);
+    // Hour-long windows: none closes during the test, so only the overrides move the cohort.
+    let hourly = json!({"variants": {"treatment": "new", "fallback": "old"}, "ladder": [10, 50, 100],
+        "window": "1h", "stage_min_duration": "1h", "cohorts": ["web"],
+        "metrics": [{"name": "error_rate", "kind": "rate", "better": "lower", "guardrail": true, "kill": {"above": 0.05}}]});
+    let (status, put) = json_of(
+        client
+            .put(on("/v1/contracts/hourly"))
+            .json(&hourly)
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+
+    // The list names the gate, at the version just written.
+    let (status, list) = get(&client, &on("/v1/contracts")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let contracts = list["contracts"].as_array().expect("contracts");
+    assert_eq!(contracts.len(), 1, "{list}");
+    assert_eq!(contracts[0]["gate"], "hourly", "{list}");
+    assert_eq!(
+        contracts[0]["contract_version"], put["contract_version"],
+        "{list}"
+    );
+
+    // Signals the state machine refuses, sent twice under one key, count once.
+    let at = rampart::engine::signal::format_time(now_ms());
+    let refused = [("hourly", "tablet"), ("nope", "web")]
+        .iter()
+        .map(|(gate, cohort)| {
+            json!({"gate": gate, "metric": "error_rate", "cohort": cohort, "arm": "treatment",
+                "at": at, "events": 1, "trials": 10})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    for _ in 0..2 {
+        let (status, body) = json_of(
+            client
+                .post(on("/v1/signals"))
+                .header("idempotency-key", "refused-twice")
+                .header("content-type", "application/x-ndjson")
+                .body(refused.clone())
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["rejected"], 2, "{body}");
+    }
+    let scrape = client
+        .get(on("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    for (field, reason) in [("cohort", "unknown_cohort"), ("gate", "unknown_gate")] {
+        assert_eq!(
+            metric(
+                &scrape,
+                &format!("rampart_signals_rejected_total{{field=\"{field}\",reason=\"{reason}\"}}")
+            ),
+            Some(1.0),
+            "{scrape}"
+        );
+    }
+
+    // A ramping cohort may take more traffic but not be promoted yet.
+    let (status, text) = wait_until(Duration::from_secs(10), "the follower's go", || async {
+        let answer = flagger_hook(
+            &client,
+            &cluster,
+            follower,
+            "confirm-traffic-increase",
+            "hourly",
+        )
+        .await;
+        (answer.0 == StatusCode::OK).then_some(answer)
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.starts_with("go: hourly/web is ramping at 10%"),
+        "{text}"
+    );
+    let (status, text) =
+        flagger_hook(&client, &cluster, follower, "confirm-promotion", "hourly").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+
+    // An operator takes the cohort to the last stage: every follower reads that version at
+    // once when it asks for a linearizable read, and Flagger may promote.
+    let mut written = 0;
+    for (kind, exposure) in [("set_exposure", json!(100)), ("resume", Value::Null)] {
+        let (status, decision) = json_of(
+            client
+                .post(on("/v1/gates/hourly/overrides"))
+                .json(&json!({"kind": kind, "exposure": exposure, "actor": "sre", "reason": "ship it"}))
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{decision}");
+        written = decision["version"].as_u64().expect("version");
+        for &i in &followers {
+            let (status, gate) = get(
+                &client,
+                &url(&cluster, i, "/v1/gates/hourly?consistency=linearizable"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{gate}");
+            assert_eq!(gate["version"], written, "node {i} after {kind}: {gate}");
+            assert_eq!(gate["read"]["consistency"], "linearizable", "{gate}");
+        }
+    }
+    let (_, gate) = get(&client, &on("/v1/gates/hourly?consistency=linearizable")).await;
+    assert_eq!(gate["cohorts"][0]["status"], "complete", "{gate}");
+    let (status, text) = wait_until(
+        Duration::from_secs(10),
+        "the follower's promotion",
+        || async {
+            let answer =
+                flagger_hook(&client, &cluster, follower, "confirm-promotion", "hourly").await;
+            (answer.0 == StatusCode::OK).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.starts_with("go: hourly/web is complete at 100% (stage 2)"),
+        "{text}"
+    );
+    let (status, text) = flagger_hook(
+        &client,
+        &cluster,
+        follower,
+        "confirm-traffic-increase",
+        "hourly",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+
+    // Deleted through a follower: gone from every node's contracts, the gate retired.
+    let (status, deleted) = json_of(
+        client
+            .delete(on("/v1/contracts/hourly"))
+            .send()
+            .await
+            .expect("DELETE"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["gate"], "hourly", "{deleted}");
+    let retired = deleted["gate_version"].as_u64().expect("gate_version");
+    assert!(retired > written, "{deleted}");
+    for i in 0..3 {
+        wait_until(Duration::from_secs(10), "the delete applied", || async {
+            let (status, _) = get(
+                &client,
+                &url(&cluster, i, "/v1/contracts/hourly?consistency=local"),
+            )
+            .await;
+            (status == StatusCode::NOT_FOUND).then_some(())
+        })
+        .await;
+        let (_, list) = get(
+            &client,
+            &url(&cluster, i, "/v1/contracts?consistency=local"),
+        )
+        .await;
+        assert_eq!(list["contracts"], json!([]), "node {i}: {list}");
+        let (status, gate) = get(
+            &client,
+            &url(&cluster, i, "/v1/gates/hourly?consistency=local"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{gate}");
+        assert_eq!(
+            (gate["deleted"].clone(), gate["version"].clone()),
+            (json!(true), json!(retired)),
+            "node {i}: {gate}"
+        );
+        let (status, text) = flagger_hook(&client, &cluster, i, "confirm-rollout", "hourly").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "node {i}: {text}");
+    }
+    cluster.stop().await;
+}
+
 const CLUSTER_TOKEN: &str = "cluster-token-cluster-token-0123456789";
 const READER: &str = "reader-token-reader-token-0123456789ab";
 const OPERATOR: &str = "operator-token-operator-token-01234567";
