@@ -1145,3 +1145,72 @@ fn metric_names(text: &str) -> Vec<String> {
     }
     out
 }
+
+/// The Argo manifests do what their comments say: the background analysis has an interval
+/// and no count (Argo measures it until the Rollout completes) and fails on an abort only;
+/// each step's analysis takes a bounded number of verdicts; every template named is shipped.
+#[test]
+fn argo_aborts_in_the_background_and_bounds_each_step() {
+    let read = |file: &str| -> Vec<serde_yaml::Value> {
+        let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR")))
+            .expect("file");
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
+            .collect()
+    };
+    let templates: std::collections::HashMap<String, serde_yaml::Value> =
+        read("cluster/argo/analysis-template.yaml")
+            .into_iter()
+            .map(|t| {
+                assert_eq!(t["kind"], "AnalysisTemplate");
+                (t["metadata"]["name"].as_str().expect("name").to_owned(), t)
+            })
+            .collect();
+    let metrics = |name: &str| -> Vec<serde_yaml::Value> {
+        templates
+            .get(name)
+            .unwrap_or_else(|| panic!("rollout.yaml names {name}, which is not shipped"))["spec"]
+            ["metrics"]
+            .as_sequence()
+            .expect("metrics")
+            .clone()
+    };
+    let rollout = read("cluster/argo/rollout.yaml").remove(0);
+    let canary = &rollout["spec"]["strategy"]["canary"];
+    let names = |analysis: &serde_yaml::Value| -> Vec<String> {
+        analysis["templates"]
+            .as_sequence()
+            .expect("templates")
+            .iter()
+            .map(|t| t["templateName"].as_str().expect("templateName").to_owned())
+            .collect()
+    };
+    for name in names(&canary["analysis"]) {
+        for m in metrics(&name) {
+            assert!(m["interval"].is_string(), "{name}: {m:?}");
+            assert!(m.get("count").is_none(), "{name} would end: {m:?}");
+            assert!(m.get("consecutiveSuccessLimit").is_none(), "{name}: {m:?}");
+            assert!(m.get("successCondition").is_none(), "{name}: {m:?}");
+            assert_eq!(m["failureCondition"], "result.abort == true", "{name}");
+            assert_eq!(m["failureLimit"], 0, "{name}");
+        }
+    }
+    let steps: Vec<&serde_yaml::Value> = canary["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s.get("analysis"))
+        .collect();
+    assert!(!steps.is_empty(), "the steps wait for rampart");
+    for step in steps {
+        for name in names(step) {
+            for m in metrics(&name) {
+                let count = m["count"].as_u64().expect("a step's analysis has a count");
+                assert!((1..=10).contains(&count), "{name}: {m:?}");
+                assert!(count == 1 || m["interval"].is_string(), "{name}: {m:?}");
+                assert_eq!(m["successCondition"], "result.promote == true", "{name}");
+                assert_eq!(m["failureCondition"], "result.abort == true", "{name}");
+            }
+        }
+    }
+}
