@@ -1091,11 +1091,20 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
         .await
         .expect("POST");
     assert_eq!(push.status(), StatusCode::OK);
-    // And a gRPC call, for the per-method series.
-    rampart::proto::v1::gates_client::GatesClient::new(cluster.channel(at).await)
+    // And gRPC calls, for the per-method series: one answered, one refused.
+    let mut gates = rampart::proto::v1::gates_client::GatesClient::new(cluster.channel(at).await);
+    gates
         .list_gates(rampart::proto::v1::ListGatesRequest::default())
         .await
         .expect("gRPC");
+    let missing = gates
+        .get_gate(rampart::proto::v1::GetGateRequest {
+            gate: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no such gate");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
     let scrape = client
         .get(url(&cluster, at, "/metrics"))
         .send()
@@ -1104,6 +1113,13 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
         .text()
         .await
         .expect("text");
+    // Status codes by their canonical gRPC names, as go-grpc-prometheus labels them.
+    for (method, code) in [("ListGates", "OK"), ("GetGate", "NotFound")] {
+        let series = format!(
+            "rampart_grpc_server_handled_total{{grpc_service=\"rampart.v1.Gates\",grpc_method=\"{method}\",grpc_code=\"{code}\"}}"
+        );
+        assert_eq!(metric(&scrape, &series), Some(1.0), "{series} in {scrape}");
+    }
     let served: std::collections::BTreeSet<&str> = scrape
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
