@@ -427,10 +427,19 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
                 Some(2.0),
                 "{text}"
             );
-            assert!(
-                metric(&text, "rampart_signals_rejected_total{field=\"events\"}").is_some(),
-                "{text}"
-            );
+            // Lines the edge could not read count once, though the body was sent twice.
+            for field in ["events", "line"] {
+                assert_eq!(
+                    metric(
+                        &text,
+                        &format!(
+                            "rampart_signals_rejected_total{{field=\"{field}\",reason=\"invalid\"}}"
+                        )
+                    ),
+                    Some(1.0),
+                    "{text}"
+                );
+            }
             assert!(
                 metric(&text, "rampart_http_requests_total{route=\"/v1/signals\",method=\"POST\",code=\"200\"}")
                     .is_some_and(|n| n >= 3.0),
@@ -465,6 +474,230 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     kept.stop().await.expect("stop");
+}
+
+/// Flagger's answer to `hook` on `gate` from node `i`: the status and its one line.
+async fn flagger_hook(
+    client: &reqwest::Client,
+    cluster: &Cluster,
+    i: usize,
+    hook: &str,
+    gate: &str,
+) -> (StatusCode, String) {
+    let response = client
+        .post(url(cluster, i, &format!("/v1/flagger/{hook}")))
+        .json(
+            &json!({"name": "checkout", "namespace": "shop", "phase": "Progressing",
+            "metadata": {"gate": gate}}),
+        )
+        .send()
+        .await
+        .expect("hook");
+    (response.status(), response.text().await.expect("text"))
+}
+
+/// Contracts listed and deleted through a follower, linearizable reads on the followers, a
+/// refused retry counted once, and Flagger's "go on" answers once rampart would go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn contracts_reads_and_flagger_go_answers_through_followers() {
+    let cluster = Cluster::start_with(3, with_http).await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = cluster.follower(leader);
+    let followers: Vec<usize> = (0..3)
+        .filter(|i| cluster.nodes[*i].node.id != leader)
+        .collect();
+    let client = reqwest::Client::new();
+    let on = |path: &str| url(&cluster, follower, path);
+    // Hour-long windows: none closes during the test, so only the overrides move the cohort.
+    let hourly = json!({"variants": {"treatment": "new", "fallback": "old"}, "ladder": [10, 50, 100],
+        "window": "1h", "stage_min_duration": "1h", "cohorts": ["web"],
+        "metrics": [{"name": "error_rate", "kind": "rate", "better": "lower", "guardrail": true, "kill": {"above": 0.05}}]});
+    let (status, put) = json_of(
+        client
+            .put(on("/v1/contracts/hourly"))
+            .json(&hourly)
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+
+    // The list names the gate, at the version just written.
+    let (status, list) = get(&client, &on("/v1/contracts")).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let contracts = list["contracts"].as_array().expect("contracts");
+    assert_eq!(contracts.len(), 1, "{list}");
+    assert_eq!(contracts[0]["gate"], "hourly", "{list}");
+    assert_eq!(
+        contracts[0]["contract_version"], put["contract_version"],
+        "{list}"
+    );
+
+    // Signals the state machine refuses, sent twice under one key, count once.
+    let at = rampart::engine::signal::format_time(now_ms());
+    let refused = [("hourly", "tablet"), ("nope", "web")]
+        .iter()
+        .map(|(gate, cohort)| {
+            json!({"gate": gate, "metric": "error_rate", "cohort": cohort, "arm": "treatment",
+                "at": at, "events": 1, "trials": 10})
+            .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    for _ in 0..2 {
+        let (status, body) = json_of(
+            client
+                .post(on("/v1/signals"))
+                .header("idempotency-key", "refused-twice")
+                .header("content-type", "application/x-ndjson")
+                .body(refused.clone())
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["rejected"], 2, "{body}");
+    }
+    let scrape = client
+        .get(on("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    for (field, reason) in [("cohort", "unknown_cohort"), ("gate", "unknown_gate")] {
+        assert_eq!(
+            metric(
+                &scrape,
+                &format!("rampart_signals_rejected_total{{field=\"{field}\",reason=\"{reason}\"}}")
+            ),
+            Some(1.0),
+            "{scrape}"
+        );
+    }
+
+    // A ramping cohort may take more traffic but not be promoted yet.
+    let (status, text) = wait_until(Duration::from_secs(10), "the follower's go", || async {
+        let answer = flagger_hook(
+            &client,
+            &cluster,
+            follower,
+            "confirm-traffic-increase",
+            "hourly",
+        )
+        .await;
+        (answer.0 == StatusCode::OK).then_some(answer)
+    })
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.starts_with("go: hourly/web is ramping at 10%"),
+        "{text}"
+    );
+    let (status, text) =
+        flagger_hook(&client, &cluster, follower, "confirm-promotion", "hourly").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+
+    // An operator takes the cohort to the last stage: every follower reads that version at
+    // once when it asks for a linearizable read, and Flagger may promote.
+    let mut written = 0;
+    for (kind, exposure) in [("set_exposure", json!(100)), ("resume", Value::Null)] {
+        let (status, decision) = json_of(
+            client
+                .post(on("/v1/gates/hourly/overrides"))
+                .json(&json!({"kind": kind, "exposure": exposure, "actor": "sre", "reason": "ship it"}))
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{decision}");
+        written = decision["version"].as_u64().expect("version");
+        for &i in &followers {
+            let (status, gate) = get(
+                &client,
+                &url(&cluster, i, "/v1/gates/hourly?consistency=linearizable"),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{gate}");
+            assert_eq!(gate["version"], written, "node {i} after {kind}: {gate}");
+            assert_eq!(gate["read"]["consistency"], "linearizable", "{gate}");
+        }
+    }
+    let (_, gate) = get(&client, &on("/v1/gates/hourly?consistency=linearizable")).await;
+    assert_eq!(gate["cohorts"][0]["status"], "complete", "{gate}");
+    let (status, text) = wait_until(
+        Duration::from_secs(10),
+        "the follower's promotion",
+        || async {
+            let answer =
+                flagger_hook(&client, &cluster, follower, "confirm-promotion", "hourly").await;
+            (answer.0 == StatusCode::OK).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.starts_with("go: hourly/web is complete at 100% (stage 2)"),
+        "{text}"
+    );
+    let (status, text) = flagger_hook(
+        &client,
+        &cluster,
+        follower,
+        "confirm-traffic-increase",
+        "hourly",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+
+    // Deleted through a follower: gone from every node's contracts, the gate retired.
+    let (status, deleted) = json_of(
+        client
+            .delete(on("/v1/contracts/hourly"))
+            .send()
+            .await
+            .expect("DELETE"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["gate"], "hourly", "{deleted}");
+    let retired = deleted["gate_version"].as_u64().expect("gate_version");
+    assert!(retired > written, "{deleted}");
+    for i in 0..3 {
+        wait_until(Duration::from_secs(10), "the delete applied", || async {
+            let (status, _) = get(
+                &client,
+                &url(&cluster, i, "/v1/contracts/hourly?consistency=local"),
+            )
+            .await;
+            (status == StatusCode::NOT_FOUND).then_some(())
+        })
+        .await;
+        let (_, list) = get(
+            &client,
+            &url(&cluster, i, "/v1/contracts?consistency=local"),
+        )
+        .await;
+        assert_eq!(list["contracts"], json!([]), "node {i}: {list}");
+        let (status, gate) = get(
+            &client,
+            &url(&cluster, i, "/v1/gates/hourly?consistency=local"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{gate}");
+        assert_eq!(
+            (gate["deleted"].clone(), gate["version"].clone()),
+            (json!(true), json!(retired)),
+            "node {i}: {gate}"
+        );
+        let (status, text) = flagger_hook(&client, &cluster, i, "confirm-rollout", "hourly").await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "node {i}: {text}");
+    }
+    cluster.stop().await;
 }
 
 const CLUSTER_TOKEN: &str = "cluster-token-cluster-token-0123456789";
@@ -773,6 +1006,63 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
     cluster.stop().await;
 }
 
+/// A body over the request limit is refused before it is read, as a 413 in the API's error
+/// shape naming the body; a body of exactly the limit is read (and refused for what it says).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_request_limit_is_a_413_naming_the_body() {
+    let cluster = Cluster::start_with(1, with_http).await;
+    cluster.wait_for_leader().await;
+    let client = reqwest::Client::new();
+    let limit = rampart::api::MAX_REQUEST_BYTES;
+    let over = "#".repeat(limit + 1);
+    let sent = [
+        client
+            .post(url(&cluster, 0, "/v1/signals"))
+            .header("idempotency-key", "too-large")
+            .header("content-type", "application/x-ndjson")
+            .body(over.clone()),
+        client
+            .put(url(&cluster, 0, "/v1/contracts/fast"))
+            .header("content-type", "application/yaml")
+            .body(over),
+    ];
+    for request in sent {
+        let response = request.send().await.expect("request");
+        assert_eq!(
+            response
+                .headers()
+                .get("content-type")
+                .and_then(|t| t.to_str().ok()),
+            Some("application/json"),
+            "{:?}",
+            response.headers()
+        );
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["code"], "invalid_argument", "{body}");
+        assert_eq!(body["field"], "body", "{body}");
+        assert_eq!(
+            body["message"],
+            format!("body: is larger than the {limit} bytes a request may carry"),
+            "{body}"
+        );
+    }
+    // Exactly the limit is read: a YAML comment is no contract (400, not 413).
+    let (status, body) = json_of(
+        client
+            .put(url(&cluster, 0, "/v1/contracts/fast"))
+            .header("content-type", "application/yaml")
+            .body("#".repeat(limit))
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "body", "{body}");
+    cluster.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
     // Three nodes, scraped at the leader (it alone has the replication series) and at a
@@ -802,11 +1092,20 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
         .await
         .expect("POST");
     assert_eq!(push.status(), StatusCode::OK);
-    // And a gRPC call, for the per-method series.
-    rampart::proto::v1::gates_client::GatesClient::new(cluster.channel(at).await)
+    // And gRPC calls, for the per-method series: one answered, one refused.
+    let mut gates = rampart::proto::v1::gates_client::GatesClient::new(cluster.channel(at).await);
+    gates
         .list_gates(rampart::proto::v1::ListGatesRequest::default())
         .await
         .expect("gRPC");
+    let missing = gates
+        .get_gate(rampart::proto::v1::GetGateRequest {
+            gate: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("no such gate");
+    assert_eq!(missing.code(), tonic::Code::NotFound);
     let scrape = client
         .get(url(&cluster, at, "/metrics"))
         .send()
@@ -827,6 +1126,13 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
         }
     })
     .await;
+    // Status codes by their canonical gRPC names, as go-grpc-prometheus labels them.
+    for (method, code) in [("ListGates", "OK"), ("GetGate", "NotFound")] {
+        let series = format!(
+            "rampart_grpc_server_handled_total{{grpc_service=\"rampart.v1.Gates\",grpc_method=\"{method}\",grpc_code=\"{code}\"}}"
+        );
+        assert_eq!(metric(&scrape, &series), Some(1.0), "{series} in {scrape}");
+    }
     let served: std::collections::BTreeSet<&str> = scrape
         .lines()
         .chain(on_follower.lines())
@@ -868,4 +1174,73 @@ fn metric_names(text: &str) -> Vec<String> {
         rest = &tail[end..];
     }
     out
+}
+
+/// The Argo manifests do what their comments say: the background analysis has an interval
+/// and no count (Argo measures it until the Rollout completes) and fails on an abort only;
+/// each step's analysis takes a bounded number of verdicts; every template named is shipped.
+#[test]
+fn argo_aborts_in_the_background_and_bounds_each_step() {
+    let read = |file: &str| -> Vec<serde_yaml::Value> {
+        let text = std::fs::read_to_string(format!("{}/{file}", env!("CARGO_MANIFEST_DIR")))
+            .expect("file");
+        serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).expect("YAML"))
+            .collect()
+    };
+    let templates: std::collections::HashMap<String, serde_yaml::Value> =
+        read("cluster/argo/analysis-template.yaml")
+            .into_iter()
+            .map(|t| {
+                assert_eq!(t["kind"], "AnalysisTemplate");
+                (t["metadata"]["name"].as_str().expect("name").to_owned(), t)
+            })
+            .collect();
+    let metrics = |name: &str| -> Vec<serde_yaml::Value> {
+        templates
+            .get(name)
+            .unwrap_or_else(|| panic!("rollout.yaml names {name}, which is not shipped"))["spec"]
+            ["metrics"]
+            .as_sequence()
+            .expect("metrics")
+            .clone()
+    };
+    let rollout = read("cluster/argo/rollout.yaml").remove(0);
+    let canary = &rollout["spec"]["strategy"]["canary"];
+    let names = |analysis: &serde_yaml::Value| -> Vec<String> {
+        analysis["templates"]
+            .as_sequence()
+            .expect("templates")
+            .iter()
+            .map(|t| t["templateName"].as_str().expect("templateName").to_owned())
+            .collect()
+    };
+    for name in names(&canary["analysis"]) {
+        for m in metrics(&name) {
+            assert!(m["interval"].is_string(), "{name}: {m:?}");
+            assert!(m.get("count").is_none(), "{name} would end: {m:?}");
+            assert!(m.get("consecutiveSuccessLimit").is_none(), "{name}: {m:?}");
+            assert!(m.get("successCondition").is_none(), "{name}: {m:?}");
+            assert_eq!(m["failureCondition"], "result.abort == true", "{name}");
+            assert_eq!(m["failureLimit"], 0, "{name}");
+        }
+    }
+    let steps: Vec<&serde_yaml::Value> = canary["steps"]
+        .as_sequence()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s.get("analysis"))
+        .collect();
+    assert!(!steps.is_empty(), "the steps wait for rampart");
+    for step in steps {
+        for name in names(step) {
+            for m in metrics(&name) {
+                let count = m["count"].as_u64().expect("a step's analysis has a count");
+                assert!((1..=10).contains(&count), "{name}: {m:?}");
+                assert!(count == 1 || m["interval"].is_string(), "{name}: {m:?}");
+                assert_eq!(m["successCondition"], "result.promote == true", "{name}");
+                assert_eq!(m["failureCondition"], "result.abort == true", "{name}");
+            }
+        }
+    }
 }

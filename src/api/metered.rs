@@ -66,6 +66,31 @@ fn labels(path: &str) -> GrpcMethod {
     }
 }
 
+/// A status code's canonical name, as grpc-go's `codes.Code.String()` spells it and so as
+/// go-grpc-prometheus labels it (`OK`, `Canceled`, `InvalidArgument`, ...).
+fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code;
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "Canceled",
+        Code::Unknown => "Unknown",
+        Code::InvalidArgument => "InvalidArgument",
+        Code::DeadlineExceeded => "DeadlineExceeded",
+        Code::NotFound => "NotFound",
+        Code::AlreadyExists => "AlreadyExists",
+        Code::PermissionDenied => "PermissionDenied",
+        Code::ResourceExhausted => "ResourceExhausted",
+        Code::FailedPrecondition => "FailedPrecondition",
+        Code::Aborted => "Aborted",
+        Code::OutOfRange => "OutOfRange",
+        Code::Unimplemented => "Unimplemented",
+        Code::Internal => "Internal",
+        Code::Unavailable => "Unavailable",
+        Code::DataLoss => "DataLoss",
+        Code::Unauthenticated => "Unauthenticated",
+    }
+}
+
 impl<S, B, R> tower::Service<axum::http::Request<B>> for Metered<S>
 where
     S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<R>>,
@@ -108,7 +133,7 @@ where
                 .get_or_create(&GrpcLabels {
                     grpc_service: method.grpc_service,
                     grpc_method: method.grpc_method,
-                    grpc_code: format!("{code:?}"),
+                    grpc_code: code_name(code).to_owned(),
                 })
                 .inc();
             response
@@ -130,5 +155,36 @@ mod tests {
         assert_eq!(labels("/evil.Service/X").grpc_service, "unknown");
         assert_eq!(labels("/rampart.v1.Gates/a-b").grpc_method, "unknown");
         assert_eq!(labels("").grpc_service, "unknown");
+    }
+
+    #[test]
+    fn codes_are_labelled_by_their_canonical_names() {
+        assert_eq!(code_name(tonic::Code::Ok), "OK");
+        assert_eq!(code_name(tonic::Code::Cancelled), "Canceled");
+        assert_eq!(code_name(tonic::Code::InvalidArgument), "InvalidArgument");
+        // Every code by its number, as grpc-go lists them.
+        let names: Vec<&str> = (0..=16).map(|n| code_name(tonic::Code::from(n))).collect();
+        assert_eq!(
+            names,
+            [
+                "OK",
+                "Canceled",
+                "Unknown",
+                "InvalidArgument",
+                "DeadlineExceeded",
+                "NotFound",
+                "AlreadyExists",
+                "PermissionDenied",
+                "ResourceExhausted",
+                "FailedPrecondition",
+                "Aborted",
+                "OutOfRange",
+                "Unimplemented",
+                "Internal",
+                "Unavailable",
+                "DataLoss",
+                "Unauthenticated",
+            ]
+        );
     }
 }

@@ -28,12 +28,14 @@ impl Api {
             .ingest_batches
             .get_or_create(&crate::node::metrics::BatchLabels { outcome })
             .inc();
-        if !answer.duplicate {
-            metrics.signals_accepted.inc_by(u64::from(answer.accepted));
-            for r in &answer.rejected {
-                metrics.signal_rejected(&r.field);
-            }
-        }
+        metrics.signals_answered(
+            answer.duplicate,
+            u64::from(answer.accepted),
+            answer
+                .rejected
+                .iter()
+                .map(|r| (r.field.as_str(), r.reason.as_str())),
+        );
         Ok(answer)
     }
 

@@ -87,6 +87,86 @@ impl SignalError {
     }
 }
 
+/// Why the cluster refused a well-formed signal: the checks against the gate's contract and
+/// windows. Each refusal's field and words are fixed (only the names in them vary), so an
+/// answer's field and reason say again which refusal it was ([`Refusal::of`]): the
+/// rejection counter's `reason` label, a small fixed set whatever the messages say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownGate,
+    UnknownMetric,
+    UnknownCohort,
+    WrongKind,
+    Future,
+    BeforeGate,
+    ClosedWindow,
+}
+
+impl Refusal {
+    const ALL: [Refusal; 7] = [
+        Refusal::UnknownGate,
+        Refusal::UnknownMetric,
+        Refusal::UnknownCohort,
+        Refusal::WrongKind,
+        Refusal::Future,
+        Refusal::BeforeGate,
+        Refusal::ClosedWindow,
+    ];
+
+    /// The signal's field it is refused on.
+    fn field(self) -> &'static str {
+        match self {
+            Refusal::UnknownGate => "gate",
+            Refusal::UnknownMetric => "metric",
+            Refusal::UnknownCohort => "cohort",
+            Refusal::WrongKind => "measurement",
+            Refusal::Future | Refusal::BeforeGate | Refusal::ClosedWindow => "at",
+        }
+    }
+
+    /// The fixed words of its reason.
+    pub fn words(self) -> &'static str {
+        match self {
+            Refusal::UnknownGate => "has no contract",
+            Refusal::UnknownMetric => "has no metric",
+            Refusal::UnknownCohort => "has no cohort",
+            Refusal::WrongKind => "but the signal is a",
+            Refusal::Future => "is more than 5 minutes ahead of cluster time",
+            Refusal::BeforeGate => {
+                "is before the gate's first window (the contract was not applied yet)"
+            }
+            Refusal::ClosedWindow => "arrived after its window closed (window end + grace)",
+        }
+    }
+
+    /// Its name as a label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::UnknownGate => "unknown_gate",
+            Refusal::UnknownMetric => "unknown_metric",
+            Refusal::UnknownCohort => "unknown_cohort",
+            Refusal::WrongKind => "wrong_kind",
+            Refusal::Future => "future",
+            Refusal::BeforeGate => "before_gate",
+            Refusal::ClosedWindow => "closed_window",
+        }
+    }
+
+    /// The refusal a rejection's field (without positions: `at`, not `signals[3].at`) and
+    /// reason describe; none for a signal that could not be read or checked on its own.
+    pub fn of(field: &str, reason: &str) -> Option<Refusal> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.field() == field && reason.contains(r.words()))
+    }
+
+    /// This refusal of a signal, `reason` its whole reason (naming what it is about).
+    pub fn error(self, reason: String) -> SignalError {
+        debug_assert!(reason.contains(self.words()), "{reason}");
+        SignalError::new(self.field(), reason)
+    }
+}
+
 /// How far ahead of cluster time a signal's event time may be (clock skew between producers
 /// and the cluster); the leader refuses signals further ahead, and so does the backtest.
 pub const MAX_FUTURE_MS: Millis = 5 * 60 * 1000;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::contract::{MetricKind, MetricSpec};
-use super::signal::{Arm, Measurement, Signal, SignalError};
+use super::signal::{Arm, Measurement, Refusal, Signal, SignalError};
 use crate::ids::{MetricName, Millis};
 
 /// An event-time interval `[start, end)`.
@@ -190,14 +190,12 @@ pub fn check_kind(spec: &MetricSpec, measurement: &Measurement) -> Result<(), Si
     if fits {
         Ok(())
     } else {
-        Err(SignalError::new(
-            "measurement",
-            format!(
-                "metric {} is of kind {:?} but the signal is a {}",
-                spec.name,
-                spec.kind,
-                measurement.shape()
-            ),
-        ))
+        Err(Refusal::WrongKind.error(format!(
+            "metric {} is of kind {:?} {} {}",
+            spec.name,
+            spec.kind,
+            Refusal::WrongKind.words(),
+            measurement.shape()
+        )))
     }
 }

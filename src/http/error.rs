@@ -2,12 +2,14 @@
 //! status of the same call (mapped from the typed errors in `crate::api::error`) or an HTTP
 //! request that cannot become a call, and answers one JSON shape, `{code, field, message}`.
 
+use axum::extract::rejection::BytesRejection;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tonic::Code;
 
 use crate::api::error::FIELD_KEY;
+use crate::api::MAX_REQUEST_BYTES;
 
 /// A failed HTTP request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,6 +122,25 @@ impl From<tonic::Status> for HttpError {
             code,
             field,
             message: status.message().to_owned(),
+        }
+    }
+}
+
+/// A body that could not be read: one over the request limit is a 413 naming the limit (the
+/// gRPC edge refuses a message that large as an invalid argument too), any other a 400.
+impl From<BytesRejection> for HttpError {
+    fn from(e: BytesRejection) -> Self {
+        let status = e.status();
+        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            format!("body: is larger than the {MAX_REQUEST_BYTES} bytes a request may carry")
+        } else {
+            format!("body: {}", e.body_text())
+        };
+        HttpError {
+            status,
+            code: "invalid_argument",
+            field: Some("body".into()),
+            message,
         }
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::call::{Door, Segment};
 use super::error::HttpError;
-use super::routes::{body_bytes, params};
+use super::routes::params;
 use super::Edge;
 use crate::engine::signal::format_time;
 use crate::proto::v1 as pb;
@@ -237,7 +237,7 @@ async fn flagger(
              confirm-promotion and rollback"
         )));
     };
-    let body = body_bytes(body)?;
+    let body = body?;
     let payload: FlaggerPayload = serde_json::from_slice(&body)
         .map_err(|e| HttpError::invalid("body", format!("not a Flagger payload: {e}")))?;
     let gate = payload.metadata.get("gate").cloned().ok_or_else(|| {

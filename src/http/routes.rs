@@ -189,22 +189,12 @@ fn text_field(map: &serde_json::Map<String, Value>, key: &str) -> Result<String,
     }
 }
 
-/// The body, or why it could not be read (too large: 413), in the API's error shape.
-pub fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
-    body.map_err(|e| HttpError {
-        status: e.status(),
-        code: "invalid_argument",
-        field: Some("body".into()),
-        message: format!("body: {}", e.body_text()),
-    })
-}
-
 async fn override_gate(
     door: Door,
     Segment(gate): Segment,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body = body_bytes(body)?;
+    let body = body?;
     let map = object(&body, &["kind", "cohort", "exposure", "actor", "reason"])?;
     let kind = match text_field(&map, "kind")?.as_str() {
         "hold" => pb::OverrideKind::Hold,
@@ -320,7 +310,7 @@ async fn put_contract(
     Segment(gate): Segment,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let body = body_bytes(body)?;
+    let body = body?;
     let yaml = contract_yaml(&gate, &door.headers, &body)?;
     let request = door.request(pb::PutContractRequest { yaml })?;
     let r = Contracts::put_contract(&door.edge.api, request)
@@ -405,7 +395,7 @@ fn signals_of(body: &[u8], json: bool) -> Result<Parsed, HttpError> {
 /// `max_batch_signals`, batch `n` under the key `<Idempotency-Key>/<n>`, so a retry of the
 /// same body with the same key counts nothing twice.
 async fn ingest(door: Door, body: Result<Bytes, BytesRejection>) -> Answer {
-    let body = body_bytes(body)?;
+    let body = body?;
     let key = door
         .headers
         .get(IDEMPOTENCY_KEY)
@@ -421,12 +411,8 @@ async fn ingest(door: Door, body: Result<Bytes, BytesRejection>) -> Answer {
         })?
         .to_owned();
     let (good, mut rejected) = signals_of(&body, is_json(&door.headers))?;
-    for r in &rejected {
-        door.edge
-            .node
-            .metrics
-            .signal_rejected(r["field"].as_str().unwrap_or("signal"));
-    }
+    // The lines refused here, before any batch; the batches count their own.
+    let unread = rejected.len();
     if good.is_empty() && rejected.is_empty() {
         return Err(HttpError::invalid("body", "holds no signals"));
     }
@@ -454,6 +440,18 @@ async fn ingest(door: Door, body: Result<Bytes, BytesRejection>) -> Answer {
             }
         }
     }
+    // Counted once the batches are answered, and not again for a retry they all knew: as
+    // the gRPC edge counts a batch.
+    door.edge.node.metrics.signals_answered(
+        duplicate,
+        0,
+        rejected[..unread].iter().map(|r| {
+            (
+                r["field"].as_str().unwrap_or("signal"),
+                r["reason"].as_str().unwrap_or_default(),
+            )
+        }),
+    );
     rejected.sort_by_key(|r| r["line"].as_u64().or_else(|| r["index"].as_u64()));
     Ok(Json(view::ingest(accepted, duplicate, &rejected)))
 }

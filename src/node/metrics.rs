@@ -17,6 +17,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::engine::signal::Refusal;
+
 /// Labels of a gRPC call, as etcd's go-grpc-prometheus names them.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct GrpcLabels {
@@ -48,10 +50,13 @@ pub struct HttpRoute {
 }
 
 /// Why a signal was refused: the field it was refused on, without positions
-/// (`signals[3].at` counts as `at`), so the label set stays small.
+/// (`signals[3].at` counts as `at`), and the refusal's name (`unknown_gate`, `unknown_metric`,
+/// `unknown_cohort`, `wrong_kind`, `future`, `before_gate`, `closed_window`, or `invalid`: it
+/// could not be read or checked on its own), so the label set stays small.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RejectLabels {
     pub field: String,
+    pub reason: &'static str,
 }
 
 /// What became of an ingest batch: `new` or `duplicate` (its idempotency key was seen).
@@ -158,7 +163,7 @@ impl NodeMetrics {
         );
         r.register(
             "rampart_signals_rejected",
-            "Signals this node's API refused, by the field refused",
+            "Signals this node's API refused, by the field refused and why",
             metrics.signals_rejected.clone(),
         );
         r.register(
@@ -222,13 +227,35 @@ impl NodeMetrics {
         &self.registry
     }
 
-    /// Counts a refused signal under the field it was refused on, positions stripped.
-    pub fn signal_rejected(&self, field: &str) {
+    /// Counts one ingest answer's signals, accepted and refused (each by its field and
+    /// reason), unless the answer is a duplicate's: a retry's signals were counted when they
+    /// were first answered. Both edges count here, gRPC per batch and HTTP for the lines it
+    /// could not read.
+    pub fn signals_answered<'a>(
+        &self,
+        duplicate: bool,
+        accepted: u64,
+        refused: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        if duplicate {
+            return;
+        }
+        self.signals_accepted.inc_by(accepted);
+        for (field, reason) in refused {
+            self.signal_rejected(field, reason);
+        }
+    }
+
+    /// Counts a refused signal under the field it was refused on (positions stripped) and
+    /// the refusal it was.
+    fn signal_rejected(&self, field: &str, reason: &str) {
         let field = field.rsplit('.').next().unwrap_or(field);
         let field = field.split('[').next().unwrap_or(field);
+        let reason = Refusal::of(field, reason).map_or("invalid", Refusal::label);
         self.signals_rejected
             .get_or_create(&RejectLabels {
                 field: field.to_owned(),
+                reason,
             })
             .inc();
     }
@@ -263,28 +290,58 @@ impl Drop for InFlight<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn rejected_fields_lose_their_positions() {
+    fn metrics() -> NodeMetrics {
         let snapshot = crate::store::SnapshotMetrics {
             seconds: Histogram::new([1.0]),
             bytes: Gauge::default(),
         };
-        let m = NodeMetrics::new(Histogram::new([1.0]), snapshot);
-        m.signal_rejected("signals[3].at");
-        m.signal_rejected("at");
-        m.signal_rejected("signals[0].values[2]");
-        let at = m
-            .signals_rejected
-            .get_or_create(&RejectLabels { field: "at".into() })
-            .get();
-        assert_eq!(at, 2);
-        let values = m
-            .signals_rejected
+        NodeMetrics::new(Histogram::new([1.0]), snapshot)
+    }
+
+    fn rejected(m: &NodeMetrics, field: &str, reason: &'static str) -> u64 {
+        m.signals_rejected
             .get_or_create(&RejectLabels {
-                field: "values".into(),
+                field: field.into(),
+                reason,
             })
-            .get();
-        assert_eq!(values, 1);
+            .get()
+    }
+
+    #[test]
+    fn rejected_fields_lose_their_positions_and_keep_a_fixed_reason() {
+        let m = metrics();
+        let closed = Refusal::ClosedWindow.words();
+        m.signals_answered(
+            false,
+            2,
+            [
+                ("signals[3].at", closed),
+                ("at", "is more than 5 minutes ahead of cluster time"),
+                ("signals[0].values[2]", "-1 is not a finite number"),
+                (
+                    "at",
+                    "\"soon\" is not an RFC 3339 time: premature end of input",
+                ),
+                ("gate", "gate g-1 has no contract"),
+            ],
+        );
+        assert_eq!(m.signals_accepted.get(), 2);
+        assert_eq!(rejected(&m, "at", "closed_window"), 1);
+        assert_eq!(rejected(&m, "at", "future"), 1);
+        assert_eq!(rejected(&m, "at", "invalid"), 1);
+        assert_eq!(rejected(&m, "values", "invalid"), 1);
+        assert_eq!(rejected(&m, "gate", "unknown_gate"), 1);
+        // A refusal's words on another field are no refusal.
+        m.signals_answered(false, 0, [("metric", "gate g-1 has no contract")]);
+        assert_eq!(rejected(&m, "metric", "invalid"), 1);
+    }
+
+    #[test]
+    fn a_duplicate_answer_counts_nothing() {
+        let m = metrics();
+        m.signals_answered(true, 5, [("at", Refusal::Future.words())]);
+        assert_eq!(m.signals_accepted.get(), 0);
+        assert_eq!(rejected(&m, "at", "future"), 0);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub use command::{
 };
 pub use gate::{Action, Assignment, CohortChange, DecidedBy, Decision, Gate};
 
-use crate::engine::signal::SignalError;
+use crate::engine::signal::{Refusal, SignalError};
 use crate::engine::{CohortWindow, Signal, Window};
 use crate::ids::{GateKey, Millis};
 
@@ -209,23 +209,28 @@ impl State {
         let gate = match self.gates.get_mut(&signal.gate) {
             Some(g) if !g.deleted => g,
             _ => {
-                return Err(SignalError::new(
-                    "gate",
-                    format!("gate {} has no contract", signal.gate),
-                ))
+                return Err(Refusal::UnknownGate.error(format!(
+                    "gate {} {}",
+                    signal.gate,
+                    Refusal::UnknownGate.words()
+                )))
             }
         };
         let Some(spec) = gate.contract.metric(&signal.metric) else {
-            return Err(SignalError::new(
-                "metric",
-                format!("gate {} has no metric {}", signal.gate, signal.metric),
-            ));
+            return Err(Refusal::UnknownMetric.error(format!(
+                "gate {} {} {}",
+                signal.gate,
+                Refusal::UnknownMetric.words(),
+                signal.metric
+            )));
         };
         if !gate.cohorts.contains_key(&signal.cohort) {
-            return Err(SignalError::new(
-                "cohort",
-                format!("gate {} has no cohort {}", signal.gate, signal.cohort),
-            ));
+            return Err(Refusal::UnknownCohort.error(format!(
+                "gate {} {} {}",
+                signal.gate,
+                Refusal::UnknownCohort.words(),
+                signal.cohort
+            )));
         }
         crate::engine::window::check_kind(spec, &signal.measurement)?;
         let start = gate.contract.window_start(signal.at);
@@ -234,25 +239,16 @@ impl State {
             end: start + gate.contract.window.0,
         };
         if signal.at > now + MAX_FUTURE_MS {
-            return Err(SignalError::new(
-                "at",
-                "is more than 5 minutes ahead of cluster time",
-            ));
+            return Err(Refusal::Future.error(Refusal::Future.words().into()));
         }
         if start < gate.first_window {
-            return Err(SignalError::new(
-                "at",
-                "is before the gate's first window (the contract was not applied yet)",
-            ));
+            return Err(Refusal::BeforeGate.error(Refusal::BeforeGate.words().into()));
         }
         // Only a closed window refuses signals. One decided before it closed (an early kill;
         // an operator may have resumed the cohort since) still takes its on-time signals: the
         // decision stands, and later windows' evidence sees the whole window.
         if gate.window_closed(window, now) {
-            return Err(SignalError::new(
-                "at",
-                "arrived after its window closed (window end + grace)",
-            ));
+            return Err(Refusal::ClosedWindow.error(Refusal::ClosedWindow.words().into()));
         }
         let spec = spec.clone();
         gate.windows

@@ -98,6 +98,21 @@ fn bad_signals_are_reported_and_good_ones_kept() {
         fields,
         vec![(0, "metric"), (2, "measurement"), (3, "cohort"), (4, "at")]
     );
+    // Each refusal says again which it was, for the rejection counter's label.
+    let refusals: Vec<Option<Refusal>> = outcome
+        .rejected
+        .iter()
+        .map(|r| Refusal::of(&r.field, &r.reason))
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![
+            Some(Refusal::UnknownMetric),
+            Some(Refusal::WrongKind),
+            Some(Refusal::UnknownCohort),
+            Some(Refusal::BeforeGate)
+        ]
+    );
     let g = state.live_gate(&gate()).unwrap();
     let w = g
         .windows
@@ -138,6 +153,8 @@ fn signals_for_unknown_gates_and_closed_windows_are_refused() {
         vec![rate("negative_review_rate", T0, 1, 2)],
     );
     assert_eq!(outcome.rejected[0].field, "gate");
+    let refusal = |o: &IngestOutcome| Refusal::of(&o.rejected[0].field, &o.rejected[0].reason);
+    assert_eq!(refusal(&outcome), Some(Refusal::UnknownGate));
     let mut state = with_gate();
     // The first window [T0+15m, T0+30m) closes at T0+32m (grace 2m).
     let outcome = ingest(
@@ -147,6 +164,7 @@ fn signals_for_unknown_gates_and_closed_windows_are_refused() {
         vec![rate("negative_review_rate", T0 + 20 * MIN, 1, 2)],
     );
     assert!(outcome.rejected[0].reason.contains("closed"), "{outcome:?}");
+    assert_eq!(refusal(&outcome), Some(Refusal::ClosedWindow));
     let mut state = with_gate();
     let outcome = ingest(
         &mut state,
@@ -155,6 +173,7 @@ fn signals_for_unknown_gates_and_closed_windows_are_refused() {
         vec![rate("negative_review_rate", T0 + 30 * MIN, 1, 2)],
     );
     assert!(outcome.rejected[0].reason.contains("ahead"), "{outcome:?}");
+    assert_eq!(refusal(&outcome), Some(Refusal::Future));
 }
 
 fn judgement(state: &State, verdict: Verdict, kill: bool) -> Judgement {
