@@ -5,8 +5,9 @@
 //!
 //! A disk remounted read-only: the node refuses to start on it, naming the file and the cause.
 //!
-//! The disk is a small tmpfs filled to the last byte (or remounted read-only), so these tests need root (mount); they
-//! say so and pass without checking anything when the mount is refused.
+//! The disk is a small tmpfs filled to the last byte (or remounted read-only), so these tests
+//! need root (mount); they say so and pass without checking anything when the mount is
+//! refused, unless `RAMPART_REQUIRE_MOUNT=1` (as `.ci/run` sets), which makes that a failure.
 
 mod common;
 
@@ -39,6 +40,12 @@ impl Tmpfs {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
+            // CI runs as root and sets this: there, a refused mount is a failure, not a skip.
+            assert_ne!(
+                std::env::var("RAMPART_REQUIRE_MOUNT").as_deref(),
+                Ok("1"),
+                "RAMPART_REQUIRE_MOUNT=1 but a tmpfs cannot be mounted here"
+            );
             eprintln!("skipped: cannot mount a tmpfs here (needs root)");
             return None;
         }
