@@ -18,7 +18,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-use super::cluster::{run, Cluster};
+use super::cluster::{run, Cluster, LIBFAKETIME};
 use super::secure::{ClientSecurity, Secure};
 
 const PROJECT: &str = "rampartchaos";
@@ -37,9 +37,38 @@ pub struct Docker {
     image: String,
     /// The secrets directory the compose file mounts (absolute).
     secrets: PathBuf,
-    /// The plaintext override, when the drill runs without `--secure`.
-    plain: Option<PathBuf>,
+    /// Compose overrides: the plaintext one when the drill runs without `--secure`, the
+    /// libfaketime one for a clock drill.
+    overrides: Vec<PathBuf>,
+    /// Per node, the directory mounted at `/faketime` whose `clock` file libfaketime reads
+    /// (clock drills only).
+    clocks: Option<PathBuf>,
     secure: Option<Secure>,
+}
+
+/// The label `cluster/build-image.sh` puts on an image with libfaketime inside
+/// (`RAMPART_IMAGE_FAKETIME=1`).
+const FAKETIME_LABEL: &str = "rampart.faketime";
+
+/// The override that preloads libfaketime into every node, its offset read from
+/// `<clocks>/node<i>/clock` (mounted as a directory, so a rename is seen in the container).
+fn faketime_override(clocks: &Path) -> String {
+    let mut text = String::from(
+        "# Made by rampart-chaos for a clock drill: every node under libfaketime.\nservices:\n",
+    );
+    for id in 1..=SERVICES {
+        text.push_str(&format!(
+            "  node{id}:\n    environment:\n      LD_PRELOAD: \"{LIBFAKETIME}\"\n      FAKETIME_TIMESTAMP_FILE: /faketime/clock\n      FAKETIME_CACHE_DURATION: \"1\"\n      DONT_FAKE_MONOTONIC: \"1\"\n    volumes:\n      - \"{}/node{id}:/faketime:ro\"\n",
+            clocks.display()
+        ));
+    }
+    text
+}
+
+/// Whether `image` was built with libfaketime in it.
+fn has_faketime(image: &str) -> bool {
+    let format = format!("{{{{ index .Config.Labels \"{FAKETIME_LABEL}\" }}}}");
+    run("docker", &["image", "inspect", "-f", &format, image]).is_ok_and(|l| l.trim() == "1")
 }
 
 /// The override that turns the compose file's security off, for every service of it.
@@ -56,9 +85,16 @@ fn plain_override() -> String {
 }
 
 impl Docker {
-    /// Brings up nodes 1..=n (fresh volumes, fresh secrets under `dir`), secured or not.
-    /// Needs the image (`cluster/build-image.sh`).
-    pub fn new(image: &str, dir: &Path, n: u64, secure: bool) -> anyhow::Result<Self> {
+    /// Brings up nodes 1..=n (fresh volumes, fresh secrets under `dir`), secured or not, and
+    /// under libfaketime when `faketime` and the image has it. Needs the image
+    /// (`cluster/build-image.sh`).
+    pub fn new(
+        image: &str,
+        dir: &Path,
+        n: u64,
+        secure: bool,
+        faketime: bool,
+    ) -> anyhow::Result<Self> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
         }
@@ -78,19 +114,33 @@ impl Docker {
             })
             .collect();
         let made = Secure::compose(&secrets, &nodes)?;
-        let plain = if secure {
-            None
-        } else {
+        let mut overrides = Vec::new();
+        if !secure {
             let path = secrets.with_file_name("compose-plain.yml");
             std::fs::write(&path, plain_override())?;
-            Some(path)
+            overrides.push(path);
+        }
+        let clocks = if faketime && has_faketime(image) {
+            let clocks = secrets.with_file_name("clocks");
+            for id in 1..=SERVICES {
+                let node = clocks.join(format!("node{id}"));
+                std::fs::create_dir_all(&node)?;
+                std::fs::write(node.join("clock"), "+0\n")?;
+            }
+            let path = secrets.with_file_name("compose-faketime.yml");
+            std::fs::write(&path, faketime_override(&clocks))?;
+            overrides.push(path);
+            Some(clocks)
+        } else {
+            None
         };
         let cluster = Self {
             ids: (1..=n).collect(),
             cut: Vec::new(),
             image: image.to_owned(),
             secrets,
-            plain,
+            overrides,
+            clocks,
             secure: secure.then_some(made),
         };
         let _ = cluster.compose(&["down", "-v", "--remove-orphans"]);
@@ -104,8 +154,8 @@ impl Docker {
     fn compose(&self, args: &[&str]) -> anyhow::Result<String> {
         let mut command = Command::new("docker-compose");
         command.args(["-p", PROJECT, "-f", COMPOSE]);
-        if let Some(plain) = &self.plain {
-            command.arg("-f").arg(plain);
+        for file in &self.overrides {
+            command.arg("-f").arg(file);
         }
         let out = command
             .args(["--profile", "spare"])
@@ -241,6 +291,21 @@ impl Cluster for Docker {
         self.compose(&["rm", "-sfv", &format!("node{id}")])?;
         let _ = run("docker", &["volume", "rm", &format!("{PROJECT}_node{id}")]);
         self.ids.retain(|i| *i != id);
+        Ok(())
+    }
+
+    fn can_skew_clocks(&self) -> bool {
+        self.clocks.is_some()
+    }
+
+    fn set_clock(&mut self, id: u64, spec: &str) -> anyhow::Result<()> {
+        let Some(clocks) = &self.clocks else {
+            bail!("the image has no libfaketime (build it with RAMPART_IMAGE_FAKETIME=1)");
+        };
+        // Written whole, then renamed: libfaketime never reads half a spec.
+        let dir = clocks.join(format!("node{id}"));
+        std::fs::write(dir.join("clock.tmp"), format!("{spec}\n"))?;
+        std::fs::rename(dir.join("clock.tmp"), dir.join("clock"))?;
         Ok(())
     }
 

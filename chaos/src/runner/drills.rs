@@ -42,7 +42,8 @@ pub enum Drill {
     /// A breaching batch, then the leader killed.
     GameDayKillLeader,
     /// The leader's wall clock 2 h fast, then the (next) leader's 30 min slow and a follower's
-    /// jumping 2 h ahead, then every clock back (libfaketime, loopback only).
+    /// jumping 2 h ahead, then every clock back (libfaketime: on loopback preloaded into each
+    /// process, on docker into each container of an image that has it).
     ClockSkew,
     /// A follower restarted on a damaged file (cut short or a bit flipped, chosen by the
     /// seed): refused naming the file, then replaced, or started serving the log's state
@@ -233,7 +234,10 @@ pub async fn run(
             faults: 0,
             leader_samples: Vec::new(),
             breach_ack: None,
-            skipped: Some("clock skew needs libfaketime (package faketime) on loopback".into()),
+            skipped: Some(
+                "clock skew needs libfaketime: package faketime on loopback, an image built with RAMPART_IMAGE_FAKETIME=1 on docker"
+                    .into(),
+            ),
         });
     }
     if drill.touches_disks() && !cluster.can_touch_disks() {

@@ -73,6 +73,28 @@ async fn admin(
     .await
 }
 
+/// Waits until the cluster status reports a skewed clock (libfaketime took effect).
+async fn skew_reported(pool: &Pool) -> anyhow::Result<()> {
+    let ids = pool.ids();
+    let mut i = 0usize;
+    retry(
+        "the cluster to report the skewed clock",
+        Duration::from_secs(15),
+        || {
+            i += 1;
+            let mut client = AdminClient::new(pool.channel(ids[i % ids.len()]));
+            async move {
+                let status = client.status(pb::StatusRequest {}).await?.into_inner();
+                if !status.clock_skew {
+                    anyhow::bail!("no skew reported yet");
+                }
+                Ok(())
+            }
+        },
+    )
+    .await
+}
+
 /// Starts a brand-new node (the next id above every member and `above`) and adds it as a
 /// learner; returns its id.
 async fn add_learner(cluster: &mut dyn Cluster, pool: &Pool, above: u64) -> anyhow::Result<u64> {
@@ -280,6 +302,8 @@ pub(super) async fn inject(
             // The leader 2 h fast: cluster time must not follow it.
             let l = leader(pool).await?;
             cluster.set_clock(l, "+2h")?;
+            // The fault must have happened: the cluster names the skew.
+            skew_reported(pool).await?;
             tokio::time::sleep(hold).await;
             // Then the leader 30 min slow and a follower jumping 2 h ahead mid-run: the
             // median is still the third clock, and windows go on being judged.

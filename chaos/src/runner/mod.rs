@@ -178,9 +178,13 @@ async fn run(cli: Cli) -> anyhow::Result<bool> {
                         secure,
                         drill == Drill::ClockSkew,
                     )?),
-                    Target::Docker => {
-                        Box::new(docker::Docker::new(&image, &dir.join("docker"), 3, secure)?)
-                    }
+                    Target::Docker => Box::new(docker::Docker::new(
+                        &image,
+                        &dir.join("docker"),
+                        3,
+                        secure,
+                        drill == Drill::ClockSkew,
+                    )?),
                 };
                 let began = std::time::Instant::now();
                 let result =
