@@ -64,6 +64,28 @@ where
     }
 }
 
+/// How long a repeatable call waits for a leader before it gives up.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A call that is safe to repeat (a read, or a write under an idempotency key): `call` with a
+/// clone of `client` and of `request`, retried while no leader is known (`retry`, for up to
+/// `PATIENCE`); its reply, or the status as a one-line error.
+pub async fn repeatable<C, R, T, Fut>(
+    client: &C,
+    request: R,
+    call: impl Fn(C, R) -> Fut,
+) -> anyhow::Result<T>
+where
+    C: Clone,
+    R: Clone,
+    Fut: Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    retry(PATIENCE, || call(client.clone(), request.clone()))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(status_error)
+}
+
 /// A status as a one-line error for people.
 pub fn status_error(status: tonic::Status) -> anyhow::Error {
     let hint = match status.code() {
