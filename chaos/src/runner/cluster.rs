@@ -9,6 +9,7 @@
 
 use super::disks::{self, Damaged};
 use super::secure::{ClientSecurity, Secure};
+use super::shell::run;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
@@ -95,22 +96,6 @@ pub enum DiskFault {
 
 /// libfaketime's multithreaded build, as Debian's `faketime` package installs it.
 pub const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
-
-/// Runs a command, failing with its stderr.
-pub fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        bail!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 const CHAIN: &str = "RAMPART_CHAOS";
 const PORT: u16 = 7400;

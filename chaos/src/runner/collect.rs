@@ -9,7 +9,7 @@ use rampart::proto::v1 as pb;
 use rampart::proto::v1::gates_client::GatesClient;
 
 use super::client::{decision_record, gate_view, Pool};
-use super::drills::{GAMEDAY, GATE};
+use super::plan::{GAMEDAY, GATE};
 use crate::history::{GateFinal, NodeFinal, WindowSamples};
 
 /// Waits (at most 40 s) until every node has judged the windows up to `last_signal` and all

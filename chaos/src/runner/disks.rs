@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use rand::Rng;
 
-use super::cluster::run;
+use super::shell::run;
 
 /// The files a node keeps in its data directory (`docs/durability.md`).
 pub const NODE_FILES: [&str; 4] = ["raft/db", "raft/conf", "snapshot.bin", "acked.bin"];

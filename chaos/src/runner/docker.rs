@@ -18,8 +18,9 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
-use super::cluster::{run, Cluster, LIBFAKETIME};
+use super::cluster::{Cluster, LIBFAKETIME};
 use super::secure::{ClientSecurity, Secure};
+use super::shell::run;
 
 const PROJECT: &str = "rampartchaos";
 const SUBNET_PREFIX: &str = "172.31.250";

@@ -10,8 +10,11 @@ pub mod docker;
 pub mod drills;
 pub mod faults;
 pub mod observers;
+pub mod ops;
+pub mod plan;
 pub mod report;
 pub mod secure;
+pub mod shell;
 pub mod storage;
 pub mod workload;
 
@@ -25,7 +28,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::check::{self, Options};
 use crate::history::{self, Record};
 use cluster::{Cluster, Loopback};
-use drills::{Drill, Settings};
+use plan::{Drill, Settings};
 
 #[derive(Debug, Parser)]
 #[command(

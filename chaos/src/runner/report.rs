@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::drills::{Outcome, GAMEDAY};
+use super::drills::Outcome;
 use super::observers::LeaderSample;
+use super::plan::GAMEDAY;
 use crate::check::{Invariant, Report};
 use crate::history::{Call, Micros, Outcome as OpOutcome};
 

@@ -20,8 +20,8 @@ use rampart::proto::v1::gates_client::GatesClient;
 use super::client::now_ms;
 use super::client::Pool;
 use super::cluster::{Cluster, DiskFault};
-use super::drills::{COHORTS, GATE};
-use super::faults::{replace, wait_serving};
+use super::ops::{replace, wait_serving};
+use super::plan::{COHORTS, GATE};
 use super::workload::{self, Ctx};
 
 /// How long a node has to exit once its disk failed it (or to refuse to start).
