@@ -34,8 +34,8 @@ pub struct ServeArgs {
     /// Access file: cluster token and client tokens with roles (default: no access control).
     #[arg(long, value_parser = super::existing_file)]
     pub access: Option<PathBuf>,
-    /// How far the cluster time this node proposes as leader may be from the median of the
-    /// voters' clocks, in ms (config key max_clock_skew_ms; default 5000).
+    /// How far a clock may be from the voters' median before it is reported as skewed, in ms
+    /// (the leader proposes the median either way; config key max_clock_skew_ms; default 5000).
     #[arg(long)]
     pub max_clock_skew_ms: Option<u64>,
     #[command(flatten)]

@@ -156,9 +156,9 @@ fn healthy(
         return (
             Verdict::Stay,
             format!(
-                "{cohort} stays at {at}: {all} for {} of the {} min a stage needs",
-                end.saturating_sub(since) / 60_000,
-                needed / 60_000
+                "{cohort} stays at {at}: {all} for {} of the {} a stage needs",
+                whole_seconds(end.saturating_sub(since)),
+                whole_seconds(needed)
             ),
         );
     }
@@ -189,4 +189,22 @@ fn healthy(
         Verdict::Expand,
         format!("{cohort} expanded from {at} to {to}: {all}"),
     )
+}
+
+/// A duration as the contract language writes it, to the second: `40s`, `14m 30s`, `2h`
+/// (whole minutes printed `0 of the 0 min` for the demo's 10-second stages).
+fn whole_seconds(ms: i64) -> String {
+    String::from(super::contract::Span(ms / 1000 * 1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_seconds;
+
+    #[test]
+    fn stage_progress_reads_in_the_contracts_units() {
+        assert_eq!(whole_seconds(4_312), "4s");
+        assert_eq!(whole_seconds(870_000), "14m 30s");
+        assert_eq!(whole_seconds(0), "0s");
+    }
 }

@@ -66,9 +66,10 @@ pub struct NodeConfig {
     /// Calls per caller (token, or client IP without access control). None: no limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimit>,
-    /// How far the cluster time a leader proposes may be from the median of the voters'
-    /// clocks (see "Cluster time" in docs/design.md). Default 5 s: far above what NTP keeps
-    /// (milliseconds) and a VM pause, far below what blinds a gate (a window and its grace).
+    /// How far a clock may be from the voters' median before it is reported as skewed (the
+    /// leader proposes the median either way; a single voter's clock may run this far ahead of
+    /// its pace and signals; see "Cluster time" in docs/design.md). Default 5 s: far above
+    /// what NTP keeps (milliseconds), far below what blinds a gate (a window and its grace).
     #[serde(default = "default_max_clock_skew_ms")]
     pub max_clock_skew_ms: u64,
     /// The first wait before a failed webhook delivery is tried again; it doubles up to

@@ -3,8 +3,8 @@
 //! Runs on every node but acts only on the leader, and only after a read barrier
 //! (`ensure_linearizable`), i.e. once the leader has applied everything committed before its
 //! term. Windows close by *cluster time* (carried in the log), never by this node's clock: when
-//! the bounded time (the leader's clock within `max_clock_skew_ms` of the voters' median, see
-//! `super::clock`) has passed a window's end + grace but no entry carried that time yet, the
+//! the bounded time (the lower median of a majority of the voters' clocks, see `super::clock`)
+//! has passed a window's end + grace but no entry carried that time yet, the
 //! evaluator proposes a `Tick`, and judges the window once the tick is applied. So a signal
 //! applied after the judgement was computed is always refused as late, and the decision, the
 //! backtest and every node agree on what the window held.
