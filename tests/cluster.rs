@@ -196,19 +196,25 @@ async fn contract_signals_expansion_rollback_and_watch_resume() {
         .expect("the rollback over gRPC");
     let (engine, wire) = (&rollback.evidence[0], &served.evidence[0]);
     assert!(
-        engine.ceiling_e_value.is_some(),
+        engine.figures.ceiling_e_value.is_some(),
         "a sequential ceiling kill has an e-value"
     );
-    assert_eq!(wire.ceiling_p_value, engine.ceiling_p_value);
-    assert_eq!(wire.ceiling_e_value, engine.ceiling_e_value);
-    assert_eq!(wire.ceiling_span_windows, engine.ceiling_span_windows);
-    assert_eq!(wire.ceiling_alpha, engine.ceiling_alpha);
-    assert_eq!(wire.srm_p_value, engine.srm_p_value);
-    assert_eq!(wire.alpha, engine.alpha);
-    assert_eq!(wire.low_confidence_share, engine.low_confidence_share);
+    assert_eq!(wire.ceiling_p_value, engine.figures.ceiling_p_value);
+    assert_eq!(wire.ceiling_e_value, engine.figures.ceiling_e_value);
+    assert_eq!(
+        wire.ceiling_span_windows,
+        engine.figures.ceiling_span_windows
+    );
+    assert_eq!(wire.ceiling_alpha, engine.figures.ceiling_alpha);
+    assert_eq!(wire.srm_p_value, engine.figures.srm_p_value);
+    assert_eq!(wire.alpha, engine.figures.alpha);
+    assert_eq!(
+        wire.low_confidence_share,
+        engine.figures.low_confidence_share
+    );
     assert_eq!(
         wire.treatment_interval.as_ref().map(|i| (i.low, i.high)),
-        engine.treatment_interval
+        engine.figures.treatment_interval
     );
 
     tracing::info!("--- everyone gets the fallback, on any node");

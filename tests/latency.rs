@@ -125,9 +125,9 @@ fn same_timings_in_both_arms_expand_and_a_slower_p99_stops() {
     let j = judge(&c, &history, &now);
     assert_eq!(j.verdict, Verdict::Expand, "{}", j.reason);
     let e = &j.evidence[0];
-    assert_eq!(e.quantile, Some(0.99));
+    assert_eq!(e.figures.quantile, Some(0.99));
     // p99 of a lognormal(σ = 0.5) with median 0.2: 0.2·e^(0.5·2.326) ≈ 0.64.
-    let p99 = e.treatment.unwrap();
+    let p99 = e.figures.treatment.unwrap();
     assert!((p99 - 0.64).abs() < 0.06, "{p99}");
 
     // The treatment 30% slower everywhere: p99 up 30%, stopped.
@@ -150,7 +150,7 @@ fn same_timings_in_both_arms_expand_and_a_slower_p99_stops() {
     assert_eq!(j.verdict, Verdict::Hold, "{}", j.reason);
     let e = &j.evidence[0];
     assert_eq!(e.zone, Zone::Stop);
-    let (lo, _) = e.exceedance_interval.unwrap();
+    let (lo, _) = e.figures.exceedance_interval.unwrap();
     assert!(
         lo > 0.0,
         "the decided interval lies on the harmful side: {e:?}"
@@ -169,7 +169,7 @@ fn a_p99_above_its_ceiling_kills_even_when_control_is_as_slow() {
     );
     let j = judge(&c, &[], &now);
     assert_eq!(j.verdict, Verdict::Rollback, "{}", j.reason);
-    assert!(j.evidence[0].ceiling_e_value.is_some());
+    assert!(j.evidence[0].figures.ceiling_e_value.is_some());
 }
 
 #[test]

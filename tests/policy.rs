@@ -146,8 +146,8 @@ fn a_big_regression_rolls_back_with_a_sentence_a_pm_reads() {
     );
     let e = &j.evidence[0];
     assert_eq!(e.zone, Zone::Kill);
-    assert!(e.e_value.unwrap() > 80.0);
-    assert_eq!(e.samples_treatment, 2400);
+    assert!(e.figures.e_value.unwrap() > 80.0);
+    assert_eq!(e.figures.samples_treatment, 2400);
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn a_binomial_split_is_no_sample_ratio_mismatch_but_a_drifting_one_is() {
     );
     let j = run(&c, &now, &history, &s);
     assert_ne!(j.verdict, Verdict::ManualReview, "{}", j.reason);
-    assert!(j.evidence[0].srm_p_value.is_some_and(|p| p > 0.01));
+    assert!(j.evidence[0].figures.srm_p_value.is_some_and(|p| p > 0.01));
     // A split that drifts to 53/47 over the same windows is caught.
     let drifted: Vec<CohortWindow> = (0..11)
         .map(|i| {
@@ -294,7 +294,7 @@ fn rolling_and_fixed_baselines_judge_without_control_of_the_window() {
     let history: Vec<CohortWindow> = (1..=4).rev().map(|i| healthy_window(T0 - i * W)).collect();
     let j = run(&c, &healthy_window(T0), &history, &s);
     assert_eq!(j.verdict, Verdict::Expand, "{}", j.reason);
-    assert!(j.evidence[0].baseline_source.contains("1h"));
+    assert!(j.evidence[0].figures.baseline_source.contains("1h"));
     let yaml = CONTRACT.replace(
         "baseline: control",
         "baseline: { fixed: { negative_review_rate: 0.08, csat: 4.1, checkout_error_rate: 0.004, review_sentiment: 0.25 } }",
@@ -302,7 +302,7 @@ fn rolling_and_fixed_baselines_judge_without_control_of_the_window() {
     let c = Contract::from_yaml(&yaml).unwrap();
     let j = run(&c, &healthy_window(T0), &[], &s);
     assert_eq!(j.verdict, Verdict::Expand, "{}", j.reason);
-    assert_eq!(j.evidence[0].baseline, Some(0.08));
+    assert_eq!(j.evidence[0].figures.baseline, Some(0.08));
 }
 
 #[test]
@@ -325,9 +325,9 @@ fn a_rolling_baseline_covers_its_whole_span_beyond_the_sequential_spans() {
         .collect();
     let j = run(&c, &healthy_window(T0), &history, &s);
     let nrr = &j.evidence[0];
-    assert!(nrr.baseline_source.contains("2d"), "{nrr:?}");
+    assert!(nrr.figures.baseline_source.contains("2d"), "{nrr:?}");
     let pooled = (96.0 * 96.0 + 96.0 * 48.0) / (192.0 * 600.0);
-    let baseline = nrr.baseline.expect("baseline");
+    let baseline = nrr.figures.baseline.expect("baseline");
     assert!((baseline - pooled).abs() < 1e-12, "{baseline} != {pooled}");
 
     let yaml = CONTRACT.replace("baseline: control", "baseline: { rolling: 30d }");
@@ -440,8 +440,11 @@ fn a_regression_that_begins_after_a_stage_change_is_judged_on_the_new_stage_alon
         .iter()
         .find(|e| e.metric.as_str() == "csat")
         .unwrap();
-    assert_eq!(csat.span_windows, 3, "judged on the new stage's windows");
-    assert!(csat.window_treatment.is_some() && csat.window_control.is_some());
+    assert_eq!(
+        csat.figures.span_windows, 3,
+        "judged on the new stage's windows"
+    );
+    assert!(csat.figures.window_treatment.is_some() && csat.figures.window_control.is_some());
     // The same data pooled since the gate began dilutes the drop below the threshold.
     let mut unrestarted = s.clone();
     unrestarted.evidence_since = None;
@@ -486,7 +489,11 @@ fn a_regression_inside_a_long_stage_is_caught_by_change_detection() {
         .iter()
         .find(|e| e.metric.as_str() == "csat")
         .unwrap();
-    assert!(csat.span_windows <= 2 * c.span, "{}", csat.span_windows);
+    assert!(
+        csat.figures.span_windows <= 2 * c.span,
+        "{}",
+        csat.figures.span_windows
+    );
 }
 
 #[test]
@@ -518,16 +525,16 @@ fn fixed_mode_decides_and_reports_one_test() {
         );
         let j = run(&c, &w, &[], &s);
         let e = &j.evidence[0];
-        let (lo, _) = e.delta_interval.unwrap();
-        let p = e.p_value.unwrap();
-        let alpha = e.alpha.unwrap();
+        let (lo, _) = e.figures.delta_interval.unwrap();
+        let p = e.figures.p_value.unwrap();
+        let alpha = e.figures.alpha.unwrap();
         assert_eq!(lo > 0.0, p <= alpha, "events {events}: {e:?}");
-        let harmful_enough = e.relative.unwrap() >= 0.10;
+        let harmful_enough = e.figures.relative.unwrap() >= 0.10;
         assert_eq!(
             e.zone != Zone::Healthy,
             lo > 0.0 && harmful_enough,
             "events {events}"
         );
-        assert!(e.test.starts_with("one-sided"));
+        assert!(e.figures.test.starts_with("one-sided"));
     }
 }

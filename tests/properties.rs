@@ -223,13 +223,13 @@ proptest! {
             prop_assert!(matches!(j.verdict, Verdict::Stay | Verdict::Rollback | Verdict::RollbackGate));
         }
         for e in &j.evidence {
-            let numbers = [e.treatment, e.control, e.baseline, e.delta, e.relative, e.p_value,
-                e.e_value, e.window_treatment, e.window_control, e.ceiling_p_value,
-                e.srm_p_value, e.low_confidence_share, e.alpha];
+            let numbers = [e.figures.treatment, e.figures.control, e.figures.baseline, e.figures.delta, e.figures.relative, e.figures.p_value,
+                e.figures.e_value, e.figures.window_treatment, e.figures.window_control, e.figures.ceiling_p_value,
+                e.figures.srm_p_value, e.figures.low_confidence_share, e.figures.alpha];
             for x in numbers.into_iter().flatten() {
                 prop_assert!(x.is_finite(), "{:?}", e);
             }
-            for (lo, hi) in [e.delta_interval, e.relative_interval, e.treatment_interval].into_iter().flatten() {
+            for (lo, hi) in [e.figures.delta_interval, e.figures.relative_interval, e.figures.treatment_interval].into_iter().flatten() {
                 prop_assert!(lo.is_finite() && hi.is_finite(), "{:?}", e);
             }
         }

@@ -6,7 +6,9 @@ use prost_types::Timestamp;
 use super::error::ApiError;
 use crate::engine::policy::CohortState;
 use crate::engine::signal::parse_ids;
-use crate::engine::{Arm, Measurement, MetricEvidence, Signal, SignalError, TopicEvidence};
+use crate::engine::{
+    Arm, Figures, Measurement, MetricEvidence, Signal, SignalError, TopicEvidence, Window, Zone,
+};
 use crate::ids::{CohortName, GateKey, MetricName, Millis};
 use crate::proto::v1 as pb;
 use crate::state::{DecidedBy, Decision, Gate};
@@ -208,45 +210,109 @@ fn interval(i: Option<(f64, f64)>) -> Option<pb::Interval> {
     i.map(|(low, high)| pb::Interval { low, high })
 }
 
+fn interval_from_proto(i: Option<&pb::Interval>) -> Option<(f64, f64)> {
+    i.map(|i| (i.low, i.high))
+}
+
+/// A metric's evidence as the proto carries it (flat: the figures beside metric, cohort,
+/// window, zone). [`evidence_from_proto`] is its inverse.
 pub fn evidence(e: &MetricEvidence) -> pb::MetricEvidence {
+    let f = &e.figures;
     pb::MetricEvidence {
         metric: e.metric.to_string(),
         cohort: e.cohort.to_string(),
         window_start: Some(timestamp(e.window.start)),
         window_end: Some(timestamp(e.window.end)),
-        treatment: e.treatment,
-        control: e.control,
-        baseline: e.baseline,
-        baseline_source: e.baseline_source.clone(),
-        delta: e.delta,
-        delta_interval: interval(e.delta_interval),
-        relative: e.relative,
-        relative_interval: interval(e.relative_interval),
-        p_value: e.p_value,
-        e_value: e.e_value,
-        samples_treatment: e.samples_treatment,
-        samples_control: e.samples_control,
         zone: e.zone.as_str().to_owned(),
         streak: e.streak,
         unreliable_reason: e.unreliable_reason.clone().unwrap_or_default(),
         summary: e.summary.clone(),
-        window_samples_treatment: e.window_samples_treatment,
-        window_samples_control: e.window_samples_control,
-        window_treatment: e.window_treatment,
-        window_control: e.window_control,
-        span_windows: e.span_windows,
-        test: e.test.clone(),
-        treatment_interval: interval(e.treatment_interval),
-        ceiling_p_value: e.ceiling_p_value,
-        srm_p_value: e.srm_p_value,
-        low_confidence_share: e.low_confidence_share,
-        alpha: e.alpha,
-        ceiling_e_value: e.ceiling_e_value,
-        ceiling_span_windows: e.ceiling_span_windows,
-        ceiling_alpha: e.ceiling_alpha,
-        quantile: e.quantile,
-        exceedance_interval: interval(e.exceedance_interval),
+        treatment: f.treatment,
+        control: f.control,
+        baseline: f.baseline,
+        baseline_source: f.baseline_source.clone(),
+        delta: f.delta,
+        delta_interval: interval(f.delta_interval),
+        relative: f.relative,
+        relative_interval: interval(f.relative_interval),
+        p_value: f.p_value,
+        e_value: f.e_value,
+        samples_treatment: f.samples_treatment,
+        samples_control: f.samples_control,
+        window_samples_treatment: f.window_samples_treatment,
+        window_samples_control: f.window_samples_control,
+        window_treatment: f.window_treatment,
+        window_control: f.window_control,
+        span_windows: f.span_windows,
+        test: f.test.clone(),
+        treatment_interval: interval(f.treatment_interval),
+        ceiling_p_value: f.ceiling_p_value,
+        srm_p_value: f.srm_p_value,
+        low_confidence_share: f.low_confidence_share,
+        alpha: f.alpha,
+        ceiling_e_value: f.ceiling_e_value,
+        ceiling_span_windows: f.ceiling_span_windows,
+        ceiling_alpha: f.ceiling_alpha,
+        quantile: f.quantile,
+        exceedance_interval: interval(f.exceedance_interval),
     }
+}
+
+/// A metric's evidence read back from the proto (what a client does before it shows it),
+/// naming the field it cannot read.
+pub fn evidence_from_proto(e: &pb::MetricEvidence) -> Result<MetricEvidence, ApiError> {
+    let id = |field: &str, value: &str| ApiError::invalid(field, format!("{value:?} is not an id"));
+    let metric = MetricName::try_from(e.metric.as_str()).map_err(|_| id("metric", &e.metric))?;
+    let cohort = CohortName::try_from(e.cohort.as_str()).map_err(|_| id("cohort", &e.cohort))?;
+    let at = |field: &str, t: Option<&Timestamp>| {
+        t.map(millis)
+            .ok_or_else(|| ApiError::invalid(field, "missing"))
+    };
+    let window = Window {
+        start: at("window_start", e.window_start.as_ref())?,
+        end: at("window_end", e.window_end.as_ref())?,
+    };
+    let zone = Zone::from_label(&e.zone)
+        .ok_or_else(|| ApiError::invalid("zone", format!("{:?} is not a zone", e.zone)))?;
+    Ok(MetricEvidence {
+        metric,
+        cohort,
+        window,
+        zone,
+        streak: e.streak,
+        unreliable_reason: (!e.unreliable_reason.is_empty()).then(|| e.unreliable_reason.clone()),
+        summary: e.summary.clone(),
+        figures: Figures {
+            treatment: e.treatment,
+            control: e.control,
+            baseline: e.baseline,
+            baseline_source: e.baseline_source.clone(),
+            delta: e.delta,
+            delta_interval: interval_from_proto(e.delta_interval.as_ref()),
+            relative: e.relative,
+            relative_interval: interval_from_proto(e.relative_interval.as_ref()),
+            p_value: e.p_value,
+            e_value: e.e_value,
+            samples_treatment: e.samples_treatment,
+            samples_control: e.samples_control,
+            span_windows: e.span_windows,
+            test: e.test.clone(),
+            alpha: e.alpha,
+            window_treatment: e.window_treatment,
+            window_control: e.window_control,
+            window_samples_treatment: e.window_samples_treatment,
+            window_samples_control: e.window_samples_control,
+            treatment_interval: interval_from_proto(e.treatment_interval.as_ref()),
+            ceiling_p_value: e.ceiling_p_value,
+            ceiling_e_value: e.ceiling_e_value,
+            ceiling_span_windows: e.ceiling_span_windows,
+            ceiling_alpha: e.ceiling_alpha,
+            srm_p_value: e.srm_p_value,
+            low_confidence_share: e.low_confidence_share,
+            quantile: e.quantile,
+            exceedance_interval: interval_from_proto(e.exceedance_interval.as_ref()),
+        },
+    })
 }
 
 pub fn decision(d: &Decision) -> pb::Decision {

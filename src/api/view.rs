@@ -13,10 +13,6 @@ fn time(t: Option<&prost_types::Timestamp>) -> Option<String> {
     t.map(|t| format_time(super::convert::millis(t)))
 }
 
-fn interval(i: Option<&pb::Interval>) -> Option<[f64; 2]> {
-    i.map(|i| [i.low, i.high])
-}
-
 /// What a read saw: the answering node, its applied index and the state's age.
 pub fn read(r: &pb::ReadInfo) -> Value {
     let consistency = match pb::Consistency::try_from(r.consistency) {
@@ -90,14 +86,26 @@ pub fn topic(t: &pb::TopicEvidence) -> Value {
     })
 }
 
-/// One metric's evidence in a decision.
+/// One metric's evidence in a decision: every figure under the name it is stored by
+/// (`engine::MetricEvidence`, read back with `convert::evidence_from_proto`), intervals as
+/// `[low, high]`, the window as `window_start` and `window_end`.
 pub fn evidence(e: &pb::MetricEvidence) -> Value {
-    let mut out = json!({"metric": e.metric, "cohort": e.cohort, "treatment": e.treatment, "control": e.control, "baseline": e.baseline, "delta": e.delta, "relative": e.relative, "p_value": e.p_value, "e_value": e.e_value, "samples_treatment": e.samples_treatment, "samples_control": e.samples_control, "zone": e.zone, "streak": e.streak, "unreliable_reason": e.unreliable_reason, "summary": e.summary});
-    let rest = json!({"delta_interval": interval(e.delta_interval.as_ref()), "relative_interval": interval(e.relative_interval.as_ref()), "treatment_interval": interval(e.treatment_interval.as_ref()), "ceiling_p_value": e.ceiling_p_value, "ceiling_e_value": e.ceiling_e_value, "ceiling_span_windows": e.ceiling_span_windows, "ceiling_alpha": e.ceiling_alpha, "quantile": e.quantile, "exceedance_interval": interval(e.exceedance_interval.as_ref()), "srm_p_value": e.srm_p_value, "low_confidence_share": e.low_confidence_share, "alpha": e.alpha, "test": e.test, "span_windows": e.span_windows, "baseline_source": e.baseline_source});
-    if let (Some(out), Value::Object(rest)) = (out.as_object_mut(), rest) {
-        out.extend(rest);
-    }
-    out
+    let read = super::convert::evidence_from_proto(e);
+    let mut out = match read.as_ref().map(serde_json::to_value) {
+        Ok(Ok(Value::Object(out))) => out,
+        failed => {
+            let why = match failed {
+                Err(err) => err.to_string(),
+                Ok(Err(err)) => err.to_string(),
+                Ok(Ok(_)) => "not an object".to_owned(),
+            };
+            return json!({"metric": e.metric, "cohort": e.cohort, "zone": e.zone, "summary": e.summary, "unreadable": why});
+        }
+    };
+    out.remove("window");
+    out.insert("window_start".into(), json!(time(e.window_start.as_ref())));
+    out.insert("window_end".into(), json!(time(e.window_end.as_ref())));
+    Value::Object(out)
 }
 
 /// A contract as stored.

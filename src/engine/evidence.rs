@@ -31,21 +31,53 @@ impl Zone {
             Zone::Unreliable => "unreliable",
         }
     }
+    /// The zone a label ([`Zone::as_str`]) names.
+    pub fn from_label(label: &str) -> Option<Zone> {
+        [
+            Zone::Healthy,
+            Zone::Watch,
+            Zone::Stop,
+            Zone::Kill,
+            Zone::Unreliable,
+        ]
+        .into_iter()
+        .find(|z| z.as_str() == label)
+    }
 }
 
-/// The evidence for one metric of one cohort in one window.
+/// The evidence for one metric of one cohort in one window: which metric, cohort and window,
+/// the [`Figures`] the engine judged on, and the zone and streak the policy gave it.
+///
+/// Stored with every decision (MessagePack with field names): the figures are flattened, so
+/// the stored keys are the same as when they were written out here one by one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricEvidence {
     pub metric: MetricName,
     pub cohort: CohortName,
     pub window: Window,
-    /// Treatment value (rate or mean) this window.
+    #[serde(flatten)]
+    pub figures: Figures,
+    pub zone: Zone,
+    /// Consecutive windows the metric has been in this zone.
+    pub streak: u32,
+    /// Why the metric is unreliable, when it is.
+    pub unreliable_reason: Option<String>,
+    /// One line a person understands.
+    pub summary: String,
+}
+
+/// The figures a metric's judgement rests on, written once: the judge fills them
+/// ([`Assessment`](super::judge::Assessment)), decisions keep them ([`MetricEvidence`]), and
+/// each edge converts them in one place (`api::convert::figures` and back, `api::view`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    /// Treatment value (rate or mean) over the reported span.
     pub treatment: Option<f64>,
-    /// Control value this window.
+    /// Control value over the same span.
     pub control: Option<f64>,
     /// The value the treatment is judged against.
     pub baseline: Option<f64>,
-    /// Where the baseline came from: `control`, `rolling 7d`, `fixed`.
+    /// Where the baseline came from: `control`, `control of the previous 7d`, `fixed`.
     pub baseline_source: String,
     /// treatment − baseline, and its confidence interval.
     pub delta: Option<f64>,
@@ -59,13 +91,6 @@ pub struct MetricEvidence {
     pub e_value: Option<f64>,
     pub samples_treatment: u64,
     pub samples_control: u64,
-    pub zone: Zone,
-    /// Consecutive windows the metric has been in this zone.
-    pub streak: u32,
-    /// Why the metric is unreliable, when it is.
-    pub unreliable_reason: Option<String>,
-    /// One line a person understands.
-    pub summary: String,
     /// Windows pooled into `treatment`/`control`/`delta`: the reported evidence span (the
     /// sequential test pools from the cohort's latest evidence restart or a change-detection
     /// start, `engine::spans`; the fixed test uses this window alone).
@@ -86,7 +111,7 @@ pub struct MetricEvidence {
     pub window_samples_treatment: u64,
     #[serde(default)]
     pub window_samples_control: u64,
-    /// Interval of this window's treatment value (what ceilings and floors are judged on).
+    /// Interval of the treatment's value the ceiling/floor test was decided on.
     #[serde(default)]
     pub treatment_interval: Option<(f64, f64)>,
     /// p-value of "the treatment is on the bad side of its ceiling/floor", when one is set

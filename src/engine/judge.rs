@@ -43,6 +43,7 @@
 
 use super::budget::{has_comparison, has_level, Budget};
 use super::contract::{Baseline, Better, Contract, MetricKind, MetricSpec, TestKind, ZoneRule};
+use super::evidence::Figures;
 use super::reliability::check_reliability;
 use super::spans::{pool, EvidenceSpan};
 use super::stats::{self, fixed, msprt, Moments};
@@ -57,38 +58,8 @@ const _: () = assert!(MAX_SPAN < super::contract::MIN_WINDOWS_KEPT);
 /// What a metric's data say this window, before streaks and verdicts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Assessment {
-    /// Judged values over the reported span: treatment, control, the baseline.
-    pub treatment: Option<f64>,
-    pub control: Option<f64>,
-    pub baseline: Option<f64>,
-    pub baseline_source: String,
-    pub window_treatment: Option<f64>,
-    pub window_control: Option<f64>,
-    pub delta: Option<f64>,
-    pub delta_interval: Option<(f64, f64)>,
-    pub relative: Option<f64>,
-    pub relative_interval: Option<(f64, f64)>,
-    pub p_value: Option<f64>,
-    pub e_value: Option<f64>,
-    pub test: String,
-    pub span_windows: u32,
-    pub samples_treatment: u64,
-    pub samples_control: u64,
-    pub window_samples_treatment: u64,
-    pub window_samples_control: u64,
-    /// The interval of the treatment's value the ceiling/floor test was decided on.
-    pub treatment_interval: Option<(f64, f64)>,
-    pub ceiling_p_value: Option<f64>,
-    pub ceiling_e_value: Option<f64>,
-    pub ceiling_span_windows: u32,
-    pub ceiling_alpha: Option<f64>,
-    pub srm_p_value: Option<f64>,
-    pub low_confidence_share: Option<f64>,
-    /// Level of the reported comparison span.
-    pub alpha: Option<f64>,
-    /// Latency: the decided interval of (treatment's share above the baseline's quantile −
-    /// the baseline's share above it).
-    pub exceedance_interval: Option<(f64, f64)>,
+    /// The figures judged, as the decision's evidence keeps them.
+    pub figures: Figures,
     /// The data show the treatment worse than the baseline on the reported span.
     pub significant_harm: bool,
     /// Rules met this window, from reliable data only: watch, stop, kill.
@@ -228,11 +199,15 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
     let name = &spec.name;
     let now: MetricWindow = input.current.metric(name);
     let mut out = Assessment {
-        window_treatment: point(spec, &now.treatment),
-        window_control: point(spec, &now.control),
-        window_samples_treatment: now.treatment.samples(kind),
-        window_samples_control: now.control.samples(kind),
-        test: test_name(input.contract, spec).to_owned(),
+        figures: Figures {
+            window_treatment: point(spec, &now.treatment),
+            window_control: point(spec, &now.control),
+            window_samples_treatment: now.treatment.samples(kind),
+            window_samples_control: now.control.samples(kind),
+            test: test_name(input.contract, spec).to_owned(),
+            quantile: (kind == MetricKind::Latency).then(|| quantile_of(spec)),
+            ..Figures::default()
+        },
         ..Assessment::default()
     };
     let pooled = pool(
@@ -257,15 +232,16 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
                     rolling_windows += 1;
                 }
             }
-            out.baseline_source = format!("control of the previous {}", String::from(*span));
+            out.figures.baseline_source =
+                format!("control of the previous {}", String::from(*span));
             Some(agg)
         }
         Baseline::Control => {
-            out.baseline_source = "control".to_owned();
+            out.figures.baseline_source = "control".to_owned();
             None
         }
         Baseline::Fixed(_) => {
-            out.baseline_source = "fixed".to_owned();
+            out.figures.baseline_source = "fixed".to_owned();
             None
         }
     };
@@ -280,7 +256,7 @@ pub fn assess(input: &MetricInput<'_>) -> Assessment {
     };
 
     let reliability = check_reliability(input, &now, baseline_samples);
-    out.low_confidence_share = reliability.low_confidence_share;
+    out.figures.low_confidence_share = reliability.low_confidence_share;
     let warming = matches!(input.contract.baseline, Baseline::Rolling(_)) && rolling_windows == 0;
     let mut comparison_unreliable = reliability.comparison.clone();
     if warming {
@@ -502,43 +478,43 @@ fn fill_comparison(
     tested: Option<Tested>,
 ) {
     let kind = spec.kind;
-    out.span_windows = windows;
-    out.samples_treatment = m.treatment.samples(kind);
-    out.treatment = point(spec, &m.treatment);
+    out.figures.span_windows = windows;
+    out.figures.samples_treatment = m.treatment.samples(kind);
+    out.figures.treatment = point(spec, &m.treatment);
     let (value, samples) = match baseline {
         BaselineSample::Arm(agg) => {
-            out.control = point(spec, agg);
-            (out.control, agg.samples(kind))
+            out.figures.control = point(spec, agg);
+            (out.figures.control, agg.samples(kind))
         }
         BaselineSample::Value(v) => (Some(*v), 0),
     };
-    out.baseline = value;
-    out.samples_control = samples;
-    if let (Some(t), Some(b)) = (out.treatment, value) {
-        out.delta = stats::finite(t - b);
-        out.relative = (b != 0.0)
+    out.figures.baseline = value;
+    out.figures.samples_control = samples;
+    if let (Some(t), Some(b)) = (out.figures.treatment, value) {
+        out.figures.delta = stats::finite(t - b);
+        out.figures.relative = (b != 0.0)
             .then(|| (t - b) / b.abs())
             .and_then(stats::finite);
     }
     let Some(t) = tested else { return };
     if kind == MetricKind::Latency {
         // The test is on shares above the baseline's quantile, not on the quantiles.
-        out.exceedance_interval = Some(t.interval);
-        out.e_value = t.e_value;
-        out.p_value = t.p_value;
-        out.alpha = Some(t.alpha);
+        out.figures.exceedance_interval = Some(t.interval);
+        out.figures.e_value = t.e_value;
+        out.figures.p_value = t.p_value;
+        out.figures.alpha = Some(t.alpha);
         out.significant_harm = t.significant;
         return;
     }
-    out.delta = Some(t.delta);
-    out.delta_interval = Some(t.interval);
-    out.e_value = t.e_value;
-    out.p_value = t.p_value;
-    out.alpha = Some(t.alpha);
+    out.figures.delta = Some(t.delta);
+    out.figures.delta_interval = Some(t.interval);
+    out.figures.e_value = t.e_value;
+    out.figures.p_value = t.p_value;
+    out.figures.alpha = Some(t.alpha);
     out.significant_harm = t.significant;
     if let Some(b) = value.filter(|b| *b != 0.0) {
-        out.relative = stats::finite(t.delta / b.abs());
-        out.relative_interval = Some((t.interval.0 / b.abs(), t.interval.1 / b.abs()));
+        out.figures.relative = stats::finite(t.delta / b.abs());
+        out.figures.relative_interval = Some((t.interval.0 / b.abs(), t.interval.1 / b.abs()));
     }
 }
 
@@ -676,11 +652,11 @@ fn judge_level(
     if let Some((_, _, t, value, windows)) = shown {
         let d = (t.interval.1 - t.interval.0) / 2.0;
         if kind != MetricKind::Latency {
-            out.treatment_interval = Some((value - d, value + d));
+            out.figures.treatment_interval = Some((value - d, value + d));
         }
-        out.ceiling_p_value = t.p_value;
-        out.ceiling_e_value = t.e_value;
-        out.ceiling_span_windows = windows;
-        out.ceiling_alpha = Some(t.alpha);
+        out.figures.ceiling_p_value = t.p_value;
+        out.figures.ceiling_e_value = t.e_value;
+        out.figures.ceiling_span_windows = windows;
+        out.figures.ceiling_alpha = Some(t.alpha);
     }
 }

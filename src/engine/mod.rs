@@ -45,7 +45,7 @@ mod validate;
 pub mod window;
 
 pub use contract::{Contract, ContractError, FieldError};
-pub use evidence::{MetricEvidence, TopicEvidence, Zone};
+pub use evidence::{Figures, MetricEvidence, TopicEvidence, Zone};
 pub use policy::{
     early_kill, evaluate, CohortState, CohortStatus, EvaluationInput, Judgement, Verdict,
 };

@@ -283,7 +283,7 @@ pub fn evaluate(input: EvaluationInput<'_>) -> Judgement {
             budget: &budget,
             srm_mismatch: srm_mismatch.as_deref(),
         });
-        assessed.srm_p_value = srm.as_ref().map(|s| s.p_value);
+        assessed.figures.srm_p_value = srm.as_ref().map(|s| s.p_value);
         let streak = streaks.entry(spec.name.clone()).or_default();
         let bump = |count: u32, met: bool| if met { count.saturating_add(1) } else { 0 };
         streak.watch = bump(streak.watch, assessed.met[0]);
@@ -422,39 +422,11 @@ fn to_evidence(
         metric: spec.name.clone(),
         cohort: input.cohort.clone(),
         window: input.window,
-        treatment: a.treatment,
-        control: a.control,
-        baseline: a.baseline,
-        baseline_source: a.baseline_source,
-        delta: a.delta,
-        delta_interval: a.delta_interval,
-        relative: a.relative,
-        relative_interval: a.relative_interval,
-        p_value: a.p_value,
-        e_value: a.e_value,
-        samples_treatment: a.samples_treatment,
-        samples_control: a.samples_control,
+        figures: a.figures,
         zone,
         streak,
         unreliable_reason: a.unreliable,
         summary: String::new(),
-        span_windows: a.span_windows,
-        test: a.test,
-        alpha: a.alpha,
-        window_treatment: a.window_treatment,
-        window_control: a.window_control,
-        window_samples_treatment: a.window_samples_treatment,
-        window_samples_control: a.window_samples_control,
-        treatment_interval: a.treatment_interval,
-        ceiling_p_value: a.ceiling_p_value,
-        ceiling_e_value: a.ceiling_e_value,
-        ceiling_span_windows: a.ceiling_span_windows,
-        ceiling_alpha: a.ceiling_alpha,
-        srm_p_value: a.srm_p_value,
-        low_confidence_share: a.low_confidence_share,
-        quantile: (spec.kind == super::contract::MetricKind::Latency)
-            .then(|| judge::quantile_of(spec)),
-        exceedance_interval: a.exceedance_interval,
     }
 }
 

@@ -98,7 +98,8 @@ fn has_bound(spec: &MetricSpec) -> Option<(f64, &'static str)> {
 
 /// One line for one metric's evidence (without its zone).
 pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
-    let label = match e.quantile {
+    let f = &e.figures;
+    let label = match f.quantile {
         Some(q) => format!(
             "{} p{}",
             metric_label(&spec.name),
@@ -112,39 +113,39 @@ pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
     let kind = spec.kind;
     // Each side of the interval is a one-sided bound at level 1 − α, so the two together
     // cover at 1 − 2α; the harmful side alone decided the zone.
-    let level_text = e.alpha.map_or_else(String::new, |a| level(1.0 - 2.0 * a));
-    let ci_name = if e.e_value.is_some() {
+    let level_text = f.alpha.map_or_else(String::new, |a| level(1.0 - 2.0 * a));
+    let ci_name = if f.e_value.is_some() {
         format!("always-valid {level_text} CI")
     } else {
         format!("{level_text} CI")
     };
-    let bound_only = has_bound(spec).is_some() && e.delta_interval.is_none();
-    let judged = e
+    let bound_only = has_bound(spec).is_some() && f.delta_interval.is_none();
+    let judged = f
         .treatment_interval
         .map(|(lo, hi)| (lo + hi) / 2.0)
-        .or(e.window_treatment);
+        .or(f.window_treatment);
     if let (true, Some((bound, what)), Some(t)) = (bound_only, has_bound(spec), judged) {
-        let bound_level = e
+        let bound_level = f
             .ceiling_alpha
             .map_or_else(String::new, |a| level(1.0 - 2.0 * a));
-        let bound_ci = if e.ceiling_e_value.is_some() {
+        let bound_ci = if f.ceiling_e_value.is_some() {
             format!("always-valid {bound_level} CI")
         } else {
             format!("{bound_level} CI")
         };
-        let over = if e.ceiling_span_windows > 1 {
-            format!(", over {} windows", e.ceiling_span_windows)
+        let over = if f.ceiling_span_windows > 1 {
+            format!(", over {} windows", f.ceiling_span_windows)
         } else {
             String::new()
         };
-        let interval = e.treatment_interval.map_or_else(String::new, |(lo, hi)| {
+        let interval = f.treatment_interval.map_or_else(String::new, |(lo, hi)| {
             format!(
                 " ({bound_ci} {}..{}{over})",
                 value(kind, lo),
                 value(kind, hi)
             )
         });
-        let comparison = e
+        let comparison = f
             .window_control
             .map_or_else(String::new, |c| format!(", control {}", value(kind, c)));
         return format!(
@@ -153,16 +154,16 @@ pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
             value(kind, bound)
         );
     }
-    let (Some(t), Some(b)) = (e.treatment, e.baseline) else {
+    let (Some(t), Some(b)) = (f.treatment, f.baseline) else {
         return format!("{label}: no data to compare");
     };
-    let source = if e.baseline_source == "control" {
+    let source = if f.baseline_source == "control" {
         "in control".to_owned()
     } else {
-        format!("({})", e.baseline_source)
+        format!("({})", f.baseline_source)
     };
     let change = if tell_relative(spec) {
-        match (e.relative, e.relative_interval) {
+        match (f.relative, f.relative_interval) {
             (Some(r), Some((lo, hi))) => format!(
                 "{}, {ci_name} {}..{}",
                 signed_percent(r),
@@ -173,7 +174,7 @@ pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
             _ => String::new(),
         }
     } else {
-        match (e.delta, e.delta_interval) {
+        match (f.delta, f.delta_interval) {
             (Some(d), Some((lo, hi))) => format!(
                 "{}, {ci_name} {}..{}",
                 signed_value(kind, d),
@@ -184,16 +185,16 @@ pub fn metric_summary(spec: &MetricSpec, e: &MetricEvidence) -> String {
             _ => String::new(),
         }
     };
-    let span = if e.span_windows > 1 {
-        format!(", over {} windows", e.span_windows)
+    let span = if f.span_windows > 1 {
+        format!(", over {} windows", f.span_windows)
     } else {
         String::new()
     };
     // Latency is decided on the share of timings above the baseline's quantile.
-    let change = match e.exceedance_interval {
+    let change = match f.exceedance_interval {
         Some((lo, hi)) => format!(
             "{change}; share of timings above the baseline's p{}: {ci_name} {}..{}",
-            trim(format!("{:.1}", e.quantile.unwrap_or(0.5) * 100.0)),
+            trim(format!("{:.1}", f.quantile.unwrap_or(0.5) * 100.0)),
             signed_value(MetricKind::Rate, lo),
             signed_value(MetricKind::Rate, hi)
         ),
