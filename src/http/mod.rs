@@ -1,7 +1,8 @@
 //! The HTTP edge: `/metrics` (Prometheus), `/healthz` and `/readyz`, the JSON API under `/v1/`
-//! (the same calls as `rampart.v1`, for people, scripts and notebooks), and the hooks Argo
-//! Rollouts and Flagger call. Its own listener beside the gRPC one: tonic's TLS server speaks
-//! HTTP/2 only, and scrapers, probes and browsers need HTTP/1.1.
+//! (the same calls as `rampart.v1`, for people, scripts and notebooks), the hooks Argo
+//! Rollouts and Flagger call, and OFREP ([`ofrep`]) for OpenFeature SDKs. Its own listener
+//! beside the gRPC one: tonic's TLS server speaks HTTP/2 only, and scrapers, probes and
+//! browsers need HTTP/1.1.
 //!
 //! Every `/v1/` route is a thin door onto the gRPC service: it turns the HTTP request into the
 //! `rampart.v1` message, authenticates it with the node's [`crate::auth::Authenticate`] (the
@@ -17,6 +18,7 @@ mod call;
 pub mod error;
 mod hooks;
 mod metrics;
+pub mod ofrep;
 mod routes;
 
 use std::future::Future;
@@ -56,6 +58,7 @@ pub fn router(node: Arc<Node>) -> Router {
     routes::routes()
         .merge(hooks::routes())
         .merge(metrics::routes())
+        .merge(ofrep::routes())
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(edge.clone(), count))
