@@ -13,39 +13,12 @@ fi
 cargo build --release --bin rampart --example loadgen
 BIN=$PWD/target/release/rampart
 LOAD=$PWD/target/release/examples/loadgen
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-wait_for() { # command, description
-  for _ in $(seq 1 100); do if eval "$1" >/dev/null 2>&1; then return 0; fi; sleep 0.2; done
-  echo "timed out waiting for $2" >&2; exit 1
-}
+# shellcheck source=bench/cluster.sh
+source bench/cluster.sh
 
 # --- rampart: 3 processes
-RAMPART=127.0.0.1:17101,127.0.0.1:17102,127.0.0.1:17103
-for i in 1 2 3; do
-  RAMPART_LOG=warn "$BIN" serve --id $i --listen 127.0.0.1:1710$i --data "$WORK/r$i" >"$WORK/r$i.log" 2>&1 &
-  PIDS+=($!)
-done
-wait_for "$BIN --endpoint 127.0.0.1:17101 cluster init --member 1=127.0.0.1:17101 --member 2=127.0.0.1:17102 --member 3=127.0.0.1:17103" "rampart init"
-wait_for "$BIN --endpoint 127.0.0.1:17101 health" "rampart health"
-cat >"$WORK/bench.yaml" <<'YAML'
-gate: bench
-variants: { treatment: new, fallback: old }
-ladder: [10, 100]
-stage_min_duration: 1h
-window: 2s
-grace: 1s
-metrics:
-  - name: error_rate
-    kind: rate
-    better: lower
-    kill: { above: 0.5 }
-YAML
-"$BIN" --endpoint 127.0.0.1:17101 contract apply -f "$WORK/bench.yaml" >/dev/null
-sleep 3 # the gate's first window opens within one window length
+start_cluster
+RAMPART=$GRPC
 
 # --- etcd: 3 members
 CLUSTER=e1=http://127.0.0.1:12380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380

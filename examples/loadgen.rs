@@ -5,8 +5,16 @@
 //! loadgen http     HTTP_ENDPOINTS CONCURRENCY SECONDS SIGNALS_PER_BATCH
 //! loadgen etcd     ENDPOINTS CONCURRENCY SECONDS
 //! loadgen evaluate ENDPOINTS CONCURRENCY SECONDS
+//! loadgen ofrep    HTTP_ENDPOINTS CONCURRENCY SECONDS
+//! loadgen echo     ENDPOINTS CONCURRENCY SECONDS
+//! loadgen echo-serve ADDR
 //! loadgen decision ENDPOINTS TRIALS
 //! ```
+//! `evaluate`: `rampart.v1.Gates/Evaluate` of the gate `bench` for a new unit each call.
+//! `ofrep`: the same question as OFREP, `POST /ofrep/v1/evaluate/flags/bench` over HTTP/1.1
+//! (a kept-alive connection per worker). `echo`: `grpc.health.v1.Health/Check` against
+//! `echo-serve`, a tonic server with nothing but the health service: the floor a unary call
+//! over loopback costs, for the hot-path figures.
 //! `decision`: per trial, a fresh gate with 1s windows; a watch on the last endpoint; one
 //! breaching batch through the first; the time from its acknowledgement to the rollback
 //! decision arriving on the watch, and from the window's close (end + grace) to it.
@@ -84,6 +92,24 @@ async fn http_ingest(
         .json::<serde_json::Value>()
         .await
         .is_ok_and(|v| v["accepted"].as_u64() == Some(expected))
+}
+
+/// One OFREP evaluation: answered 200 with a boolean value.
+async fn ofrep_evaluate(client: &reqwest::Client, url: &str, body: String) -> bool {
+    let Ok(response) = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+    else {
+        return false;
+    };
+    response.status().is_success()
+        && response
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|v| v["value"].is_boolean())
 }
 
 fn signal(at: i64, i: u64) -> pb::Signal {
@@ -204,6 +230,18 @@ async fn decision_latency(endpoints: &[String], trials: usize) -> anyhow::Result
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("echo-serve") {
+        let addr: std::net::SocketAddr = args
+            .get(2)
+            .ok_or_else(|| anyhow::anyhow!("usage: loadgen echo-serve ADDR"))?
+            .parse()?;
+        let (_, health) = tonic_health::server::health_reporter();
+        tonic::transport::Server::builder()
+            .add_service(health)
+            .serve(addr)
+            .await?;
+        return Ok(());
+    }
     if args.get(1).map(String::as_str) == Some("decision") {
         let endpoints: Vec<String> = args
             .get(2)
@@ -218,7 +256,7 @@ async fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         args.len() >= 5,
-        "usage: loadgen ingest|http|etcd|evaluate ENDPOINTS CONCURRENCY SECONDS [SIGNALS]"
+        "usage: loadgen ingest|http|etcd|evaluate|ofrep|echo ENDPOINTS CONCURRENCY SECONDS [SIGNALS]"
     );
     let mode = args[1].clone();
     let endpoints: Vec<String> = args[2].split(',').map(str::to_owned).collect();
@@ -226,7 +264,8 @@ async fn main() -> anyhow::Result<()> {
     let seconds: u64 = args[4].parse()?;
     let per_batch: u64 = args.get(5).map_or(Ok(1), |s| s.parse())?;
     let mut channels = Vec::new();
-    if mode != "http" {
+    let over_http = matches!(mode.as_str(), "http" | "ofrep");
+    if !over_http {
         for e in &endpoints {
             channels.push(
                 rampart::consensus::network::endpoint(e, None)?
@@ -243,7 +282,12 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 format!("http://{e}")
             };
-            format!("{}/v1/signals", base.trim_end_matches('/'))
+            let path = if mode == "ofrep" {
+                "/ofrep/v1/evaluate/flags/bench"
+            } else {
+                "/v1/signals"
+            };
+            format!("{}{path}", base.trim_end_matches('/'))
         })
         .collect();
     // Keys unique to this run: a rerun against the same cluster is not a retry.
@@ -296,6 +340,19 @@ async fn main() -> anyhow::Result<()> {
                             consistency: 0,
                         };
                         GatesClient::new(channel()).evaluate(request).await.is_ok()
+                    }
+                    "ofrep" => {
+                        let body = format!(r#"{{"context":{{"targetingKey":"user-{w}-{n}"}}}}"#);
+                        ofrep_evaluate(&client, &url, body).await
+                    }
+                    "echo" => {
+                        let request = tonic_health::pb::HealthCheckRequest {
+                            service: String::new(),
+                        };
+                        tonic_health::pb::health_client::HealthClient::new(channel())
+                            .check(request)
+                            .await
+                            .is_ok()
                     }
                     other => panic!("unknown mode {other}"),
                 };
