@@ -11,7 +11,10 @@
 //! - [`node`]: a running node: replicated writes and linearizable reads from any node,
 //!   membership, the leader's evaluator.
 //! - [`api`]: the gRPC edge (`rampart.v1`), errors mapped to statuses in one place.
-//! - [`http`]: the HTTP edge: Prometheus metrics, probes, the JSON API, Argo and Flagger hooks.
+//! - [`http`]: the HTTP edge: Prometheus metrics, probes, the JSON API, Argo and Flagger hooks,
+//!   OpenFeature's OFREP.
+//! - [`flagd`]: flagd's evaluation protocol on its own listener, for OpenFeature's flagd
+//!   providers.
 //! - [`notify`]: the contract webhooks the leader delivers, signed, retried, resumed by the
 //!   next leader.
 //! - [`auth`]: bearer tokens with roles for clients, the cluster token between nodes.
@@ -28,6 +31,7 @@ pub mod auth;
 pub mod cli;
 pub mod consensus;
 pub mod engine;
+pub mod flagd;
 pub mod http;
 pub mod ids;
 pub mod node;

@@ -14,3 +14,18 @@ pub mod internal {
 
 /// Descriptors of every service, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("rampart_descriptor");
+
+/// flagd's evaluation service (served on the flagd listener, see `crate::flagd`).
+pub mod flagd {
+    /// `flagd.evaluation.v1`, which the Rust, Go and Java providers call.
+    pub mod v1 {
+        tonic::include_proto!("flagd.evaluation.v1");
+    }
+    /// `flagd.evaluation.v2`, which the Python provider calls.
+    pub mod v2 {
+        tonic::include_proto!("flagd.evaluation.v2");
+    }
+
+    /// Descriptors of both versions, for the flagd listener's reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("flagd_descriptor");
+}

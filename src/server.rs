@@ -1,4 +1,5 @@
-//! A running node: listeners bound, Raft started, gRPC (and HTTP, when configured) served,
+//! A running node: listeners bound, Raft started, gRPC (and HTTP and flagd, when configured)
+//! served,
 //! contract webhooks delivered while it leads,
 //! stoppable. Used by `rampart serve`, `rampart dev` and the tests, so all three run the node
 //! the same way.
@@ -19,6 +20,8 @@ pub struct RunningNode {
     pub addr: SocketAddr,
     /// The HTTP listener's address, when the config asked for one.
     pub http_addr: Option<SocketAddr>,
+    /// The flagd listener's address, when the config asked for one.
+    pub flagd_addr: Option<SocketAddr>,
     /// The server sides of TLS (gRPC, then HTTP), reloaded by [`Reloader::reload`].
     tls: Vec<ServerTls>,
     stop: tokio::sync::watch::Sender<bool>,
@@ -51,6 +54,15 @@ pub async fn start_with_clock(
         None => None,
     };
     let http_addr = http.as_ref().map(TcpListener::local_addr).transpose()?;
+    let flagd = match config.flagd {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .map_err(|e| anyhow::anyhow!("binding the flagd listener {at}: {e}"))?,
+        ),
+        None => None,
+    };
+    let flagd_addr = flagd.as_ref().map(TcpListener::local_addr).transpose()?;
     let node = Node::start_with_clock(config, clock).await?;
     let grpc_tls = node.tls.as_ref().map(ServerTls::new).transpose()?;
     let (stop, _) = tokio::sync::watch::channel(false);
@@ -82,10 +94,26 @@ pub async fn start_with_clock(
             crate::http::serve(serving, listener, http_tls, shutdown).await
         }));
     }
+    if let Some(listener) = flagd {
+        // Server TLS as the HTTP listener's (client certificates optional): flagd providers
+        // bring none.
+        let flagd_tls = node
+            .tls
+            .as_ref()
+            .map(|t| ServerTls::for_listener(t, Listener::Http))
+            .transpose()?;
+        tls.extend(flagd_tls.clone());
+        let serving = node.clone();
+        let shutdown = stopped(&stop);
+        tasks.push(tokio::spawn(async move {
+            crate::flagd::serve(serving, listener, flagd_tls, shutdown).await
+        }));
+    }
     Ok(RunningNode {
         node,
         addr,
         http_addr,
+        flagd_addr,
         tls,
         stop,
         tasks,

@@ -111,7 +111,14 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
         assert_eq!(got["key"], "slow");
         assert_eq!(got["value"], want.treatment, "{unit}: {got}");
         assert_eq!(got["variant"], want.variant.as_str(), "{unit}: {got}");
-        assert_eq!(got["reason"], "SPLIT");
+        // web's exposure is the operator's (set_exposure): a targeting match, not the split.
+        let reason = if cohort == "web" {
+            "TARGETING_MATCH"
+        } else {
+            "SPLIT"
+        };
+        assert_eq!(got["reason"], reason, "{unit}: {got}");
+        assert_eq!(got["metadata"]["cohort"], cohort);
         assert_eq!(got["metadata"]["bucket"], want.bucket);
         assert_eq!(got["metadata"]["exposure"], want.exposure);
         assert_eq!(got["metadata"]["gate_version"], want.gate_version);

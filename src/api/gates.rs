@@ -14,6 +14,7 @@ use super::Api;
 use crate::auth::{authorize, Role};
 use crate::proto::v1 as pb;
 use crate::proto::v1::gates_server::Gates;
+use crate::state::CohortUnresolved;
 
 /// Most decisions one list call returns.
 const MAX_DECISIONS: usize = 1000;
@@ -74,23 +75,10 @@ impl Gates for Api {
         let Some(gate) = applied.state.live_gate(&key) else {
             return Err(ApiError::NotFound(format!("gate {key} has no contract")).into());
         };
-        let cohort = match cohort {
-            Some(c) => c,
-            None if gate.cohorts.len() == 1 => gate
-                .cohorts
-                .keys()
-                .next()
-                .cloned()
-                .unwrap_or_else(crate::ids::CohortName::default_cohort),
-            None => {
-                let names: Vec<String> = gate.cohorts.keys().map(ToString::to_string).collect();
-                return Err(ApiError::invalid(
-                    "cohort",
-                    format!("gate {key} has cohorts {names:?}; name one"),
-                )
-                .into());
-            }
-        };
+        let cohort = gate.evaluated_cohort(cohort).map_err(|e| match e {
+            CohortUnresolved::Ambiguous { .. } => ApiError::invalid("cohort", e.to_string()),
+            CohortUnresolved::Unknown { .. } => ApiError::NotFound(e.to_string()),
+        })?;
         let Some(a) = gate.assign(&cohort, &request.unit_id) else {
             return Err(ApiError::NotFound(format!("gate {key} has no cohort {cohort}")).into());
         };

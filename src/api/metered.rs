@@ -11,8 +11,8 @@ use std::time::Instant;
 use crate::node::metrics::{GrpcLabels, GrpcMethod};
 use crate::node::Node;
 
-/// The services of this listener (others are labelled `unknown`).
-const SERVICES: [&str; 8] = [
+/// The services of rampart's gRPC and flagd listeners (others are labelled `unknown`).
+const SERVICES: [&str; 10] = [
     "rampart.v1.Contracts",
     "rampart.v1.Signals",
     "rampart.v1.Gates",
@@ -21,6 +21,8 @@ const SERVICES: [&str; 8] = [
     "rampart.internal.RaftInternal",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
+    "flagd.evaluation.v1.Service",
+    "flagd.evaluation.v2.Service",
 ];
 
 /// The layer.

@@ -13,7 +13,7 @@ pub mod contracts;
 pub mod convert;
 pub mod error;
 pub mod gates;
-mod metered;
+pub(crate) mod metered;
 pub mod overrides;
 pub mod signals;
 pub mod view;
@@ -89,7 +89,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let api = Api { node: node.clone() };
     let (reporter, health) = tonic_health::server::health_reporter();
-    tokio::spawn(report_health(node.clone(), reporter));
+    tokio::spawn(report_health(node.clone(), reporter, &HEALTH_SERVICES));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -146,7 +146,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The TLS connections made over `tcp`'s, each handshake on its own task (a slow client holds
 /// up no other) with the acceptor current when the connection came in. Ends, releasing the
 /// listener, once the server stops reading.
-fn tls_incoming(
+pub(crate) fn tls_incoming(
     mut tcp: TcpIncoming,
     tls: ServerTls,
 ) -> impl futures::Stream<Item = std::io::Result<tokio_rustls::server::TlsStream<TcpStream>>> {
@@ -203,14 +203,20 @@ pub const HEALTH_SERVICES: [&str; 6] = [
 
 async fn report_every(
     reporter: &mut tonic_health::server::HealthReporter,
+    services: &[&str],
     status: tonic_health::ServingStatus,
 ) {
-    for service in HEALTH_SERVICES {
+    for service in services {
         reporter.set_service_status(service, status).await;
     }
 }
 
-async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::HealthReporter) {
+/// Keeps `services`' health on `reporter` (one listener's) as this node's readiness.
+pub(crate) async fn report_health(
+    node: Arc<Node>,
+    mut reporter: tonic_health::server::HealthReporter,
+    services: &'static [&'static str],
+) {
     let mut metrics = node.raft.metrics();
     let mut shutdown = node.shutdown_signal();
     let mut fatal = node.fatal_signal();
@@ -218,7 +224,7 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
     loop {
         if fatal.borrow().is_some() {
             let status = tonic_health::ServingStatus::NotServing;
-            report_every(&mut reporter, status).await;
+            report_every(&mut reporter, services, status).await;
             return;
         }
         let serving = node.ready().is_ok();
@@ -228,7 +234,7 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
             tonic_health::ServingStatus::NotServing
         };
         if reported != Some(serving) {
-            report_every(&mut reporter, status).await;
+            report_every(&mut reporter, services, status).await;
             reported = Some(serving);
         }
         // Raft metrics change with every append: look at most every 50ms.
@@ -237,7 +243,7 @@ async fn report_health(node: Arc<Node>, mut reporter: tonic_health::server::Heal
             changed = metrics.changed() => if changed.is_err() && fatal.borrow().is_none() { return },
             _ = fatal.changed() => {}
             _ = shutdown.changed() => {
-                report_every(&mut reporter, tonic_health::ServingStatus::NotServing).await;
+                report_every(&mut reporter, services, tonic_health::ServingStatus::NotServing).await;
                 return;
             }
             () = tokio::time::sleep(Duration::from_millis(500)) => {}

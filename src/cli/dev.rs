@@ -28,6 +28,10 @@ pub struct DevArgs {
     /// HTTP port of node 1 (metrics, JSON API, hooks); nodes 2 and 3 take the next two.
     #[arg(long, default_value_t = 7201)]
     pub http_port: u16,
+    /// flagd port of node 1 (flagd's evaluation protocol, for OpenFeature flagd providers;
+    /// 8013 is the port they assume); nodes 2 and 3 take the next two.
+    #[arg(long, default_value_t = 8013)]
+    pub flagd_port: u16,
     /// Push live synthetic signals for a demo gate with 10-second windows (examples/demo.yaml):
     /// cohorts expand stage by stage and mobile regresses and rolls back within about a
     /// minute. Data in a temporary directory, removed when it stops.
@@ -65,8 +69,13 @@ async fn serve(args: &DevArgs) -> anyhow::Result<()> {
             .http_port
             .checked_add(i)
             .context("--http-port too high")?;
+        let flagd_port = args
+            .flagd_port
+            .checked_add(i)
+            .context("--flagd-port too high")?;
         let mut config = NodeConfig::new(id, listen, args.data.join(format!("node{id}")));
         config.http = Some(SocketAddr::from(([127, 0, 0, 1], http_port)));
+        config.flagd = Some(SocketAddr::from(([127, 0, 0, 1], flagd_port)));
         members.insert(id, listen.to_string());
         let running = crate::server::start(config).await.with_context(|| {
             format!("starting node {id} on {listen} (is another rampart dev running?)")
@@ -103,10 +112,11 @@ async fn serve(args: &DevArgs) -> anyhow::Result<()> {
     );
     for n in &nodes {
         println!(
-            "  node {}  {}  {}{}",
+            "  node {}  {}  {}  flagd {}{}",
             n.node.id,
             n.endpoint(),
             n.http_url().unwrap_or_default(),
+            n.flagd_addr.map(|a| a.to_string()).unwrap_or_default(),
             if n.node.id == leader {
                 "  (leader)"
             } else {
@@ -138,6 +148,10 @@ async fn serve(args: &DevArgs) -> anyhow::Result<()> {
     if let Some(http) = nodes.first().and_then(|n| n.http_url()) {
         println!("  curl {http}/v1/gates/checkout-v2/verdict?cohort=mobile");
         println!("  curl {http}/metrics");
+        println!("  curl -d '{{\"context\":{{\"targetingKey\":\"user-42\",\"cohort\":\"mobile\"}}}}' {http}/ofrep/v1/evaluate/flags/checkout-v2");
+    }
+    if let Some(flagd) = nodes.first().and_then(|n| n.flagd_addr) {
+        println!("  OpenFeature flagd providers (RPC mode): FLAGD_HOST={} FLAGD_PORT={} FLAGD_RESOLVER=rpc", flagd.ip(), flagd.port());
     }
     match &demo {
         Some((gate, _)) => {

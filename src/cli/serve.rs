@@ -25,6 +25,11 @@ pub struct ServeArgs {
     /// none).
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// Address the flagd listener binds, e.g. 127.0.0.1:8013 (flagd's port, which providers
+    /// assume): flagd's evaluation protocol for OpenFeature flagd providers in RPC mode;
+    /// evaluation, health and reflection only, no tokens (config key flagd; default: none).
+    #[arg(long)]
+    pub flagd: Option<SocketAddr>,
     /// Address peers and clients reach this node at (default: --listen).
     #[arg(long)]
     pub advertise: Option<String>,
@@ -140,6 +145,9 @@ pub fn config(args: &ServeArgs) -> anyhow::Result<NodeConfig> {
     if args.http.is_some() {
         config.http = args.http;
     }
+    if args.flagd.is_some() {
+        config.flagd = args.flagd;
+    }
     if args.access.is_some() {
         config.access.clone_from(&args.access);
     }
@@ -185,7 +193,7 @@ pub async fn run(args: ServeArgs, tls: Option<crate::tls::TlsFiles>) -> anyhow::
         config.tls = tls;
     }
     let running = crate::server::start(config).await?;
-    tracing::info!(id = running.node.id, addr = %running.addr, http = ?running.http_addr, "serving; initialise a new cluster with `rampart cluster init`");
+    tracing::info!(id = running.node.id, addr = %running.addr, http = ?running.http_addr, flagd = ?running.flagd_addr, "serving; initialise a new cluster with `rampart cluster init`");
     let mut fatal = running.node.fatal_signal();
     tokio::spawn(reload_on_hangup(running.reloader()));
     tokio::select! {

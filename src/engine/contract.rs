@@ -457,6 +457,13 @@ pub struct Contract {
     /// Cohorts evaluated and ramped on their own; none means one cohort, `all`.
     #[serde(default)]
     pub cohorts: Vec<CohortName>,
+    /// The evaluation-context attribute that names the cohort when OpenFeature providers
+    /// evaluate the gate (flagd, OFREP), e.g. `platform`; default `cohort`.
+    #[serde(
+        default = "default_cohort_attribute",
+        skip_serializing_if = "is_default_cohort_attribute"
+    )]
+    pub cohort_attribute: String,
     #[serde(default)]
     pub baseline: Baseline,
     #[serde(default)]
@@ -490,6 +497,15 @@ pub struct Contract {
     pub notify: Vec<super::notify::Notify>,
 }
 
+/// The context attribute naming the cohort when a contract names none.
+pub const DEFAULT_COHORT_ATTRIBUTE: &str = "cohort";
+
+fn default_cohort_attribute() -> String {
+    DEFAULT_COHORT_ATTRIBUTE.to_owned()
+}
+fn is_default_cohort_attribute(name: &str) -> bool {
+    name == DEFAULT_COHORT_ATTRIBUTE
+}
 fn zero_span() -> Span {
     Span(0)
 }

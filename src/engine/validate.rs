@@ -21,6 +21,18 @@ impl Contract {
         if self.variants.fallback.trim().is_empty() {
             fail("variants.fallback", "must not be empty".into());
         }
+        let attribute = &self.cohort_attribute;
+        if attribute.is_empty() || attribute.len() > 128 || attribute.trim() != attribute {
+            fail(
+                "cohort_attribute",
+                format!("{attribute:?} is not an attribute name (1 to 128 bytes, no surrounding spaces)"),
+            );
+        } else if attribute == "targetingKey" {
+            fail(
+                "cohort_attribute",
+                "targetingKey names the unit, not its cohort".into(),
+            );
+        }
         if self.ladder.is_empty() {
             fail("ladder", "must hold at least one stage".into());
         }

@@ -6,13 +6,15 @@
 //!   so polling SDKs refetch only when an answer changed;
 //! - `GET /ofrep/v1/configuration`: what rampart supports (boolean flags, polling).
 //!
-//! A flag is a gate; `context.targetingKey` is the unit, `context.cohort` the cohort (a gate
-//! with one cohort needs none). The value is a boolean, whether the unit is in the treatment;
-//! `variant` is the contract's variant name, `metadata` the bucket, exposure, gate version and
-//! kill switch. Each flag is one `rampart.v1.Gates/Evaluate` call (so the sticky bucketing,
-//! roles and consistency are Evaluate's); reasons: `SPLIT`, `DISABLED` while the kill switch is
-//! on (the fallback variant), `DEFAULT` without a targeting key (the fallback variant, no
-//! bucket). Bearer tokens or `X-API-Key` carry the reader's token.
+//! A flag is a gate; `context.targetingKey` is the unit, the context attribute the contract
+//! names (`cohort_attribute`, default `cohort`) the cohort (a gate with one cohort needs none).
+//! The value is a boolean, whether the unit is in the treatment; `variant` is the contract's
+//! variant name, `metadata` the bucket, cohort, exposure, gate version and kill switch. Each
+//! flag is answered from this node's applied state by `flagd::resolve`, as flagd's listener
+//! answers (the sticky bucketing of `rampart.v1.Gates/Evaluate`, at its LOCAL consistency);
+//! reasons: `SPLIT`, `TARGETING_MATCH` where an operator set the cohort's exposure, `DISABLED`
+//! while the kill switch is on (the fallback variant), `DEFAULT` without a targeting key (the
+//! fallback variant, no bucket). Bearer tokens or `X-API-Key` carry a reader's token.
 //!
 //! Errors take OFREP's shapes: `{key, errorCode, errorDetails}` with 400 `PARSE_ERROR` /
 //! `INVALID_CONTEXT` and 404 `FLAG_NOT_FOUND`; 401, 403 and 429 (`Retry-After`) as the rest of
@@ -27,16 +29,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use tonic::Code;
 
 use super::call::{Door, Segment};
 use super::error::HttpError;
 use super::Edge;
-use crate::proto::v1 as pb;
-use crate::proto::v1::gates_server::Gates;
-
-/// The context attribute naming the cohort.
-pub const COHORT_ATTRIBUTE: &str = "cohort";
+use crate::flagd::resolve::{self, FlagType, ResolveError};
 
 /// The shortest polling interval the configuration tells SDKs to use.
 const MIN_POLLING_MS: u64 = 1000;
@@ -88,26 +85,19 @@ impl Failure {
         let body = json!({"key": key, "errorCode": self.code(), "errorDetails": self.details()});
         (status, Json(body)).into_response()
     }
+}
 
-    /// The gRPC status of one gate's Evaluate, in OFREP's terms.
-    fn of(status: tonic::Status, gate_exists: bool) -> Failure {
-        let field = status
-            .metadata()
-            .get(crate::api::error::FIELD_KEY)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let message = status.message().to_owned();
-        match (status.code(), field.as_deref()) {
-            (Code::InvalidArgument, Some("gate")) => Failure::NotFound(message),
-            (Code::InvalidArgument, Some("unit_id")) => Failure::Context(format!(
-                "targetingKey{}",
-                message.strip_prefix("unit_id").unwrap_or(&message)
-            )),
-            (Code::InvalidArgument, _) => Failure::Context(message),
-            // Evaluate's NOT_FOUND is the gate's, or the cohort's when the gate exists.
-            (Code::NotFound, _) if gate_exists => Failure::Context(message),
-            (Code::NotFound, _) => Failure::NotFound(message),
-            _ => Failure::Edge(HttpError::from(status)),
+impl From<ResolveError> for Failure {
+    fn from(e: ResolveError) -> Failure {
+        let message = e.to_string();
+        match e {
+            ResolveError::NotFound(_) => Failure::NotFound(message),
+            ResolveError::Context { .. } | ResolveError::TypeMismatch { .. } => {
+                Failure::Context(message)
+            }
+            ResolveError::Unavailable(_) => {
+                Failure::Edge(HttpError::from(tonic::Status::unavailable(message)))
+            }
         }
     }
 }
@@ -131,39 +121,22 @@ fn edge_response(e: HttpError) -> Response {
     }
 }
 
-/// What the evaluation context says about the unit and its cohort.
-#[derive(Debug, Default)]
-struct Context {
-    unit: Option<String>,
-    cohort: Option<String>,
-}
-
-/// The request body, `{"context": {...}}`; an empty body is an empty context.
-fn context(body: &[u8]) -> Result<Context, Failure> {
+/// The evaluation context of a request body, `{"context": {...}}`; an empty body is an
+/// empty context.
+fn context(body: &[u8]) -> Result<Map<String, Value>, Failure> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Context::default());
+        return Ok(Map::new());
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| Failure::Parse(format!("body: {e}")))?;
     let Value::Object(mut body) = value else {
         return Err(Failure::Parse("body: expected a JSON object".into()));
     };
-    let context = match body.remove("context") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(c)) => c,
-        Some(_) => return Err(Failure::Parse("context: expected a JSON object".into())),
-    };
-    let text = |key: &str| match context.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Failure::Context(format!(
-            "{key}: expected a string, got {other}"
-        ))),
-    };
-    Ok(Context {
-        unit: text("targetingKey")?.filter(|u| !u.is_empty()),
-        cohort: text(COHORT_ATTRIBUTE)?,
-    })
+    match body.remove("context") {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(c)) => Ok(c),
+        Some(_) => Err(Failure::Parse("context: expected a JSON object".into())),
+    }
 }
 
 /// The caller's `X-API-Key` as a bearer token, when no `Authorization` header is given.
@@ -186,78 +159,51 @@ fn api_key_as_bearer(door: &mut Door) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Who is calling, authenticated once (the rate limit counts a bulk request once).
-struct Caller {
-    metadata: tonic::metadata::MetadataMap,
-    extensions: tonic::Extensions,
+/// Who is calling: authenticated and authorised as a reader once per request (the rate
+/// limit counts a bulk request once).
+fn authorise(door: &mut Door) -> Result<(), Failure> {
+    api_key_as_bearer(door)?;
+    let request = door.request(()).map_err(Failure::Edge)?;
+    crate::auth::authorize(&request, crate::auth::Role::Reader, "evaluating a gate")
+        .map(|_| ())
+        .map_err(|s| Failure::Edge(HttpError::from(s)))
 }
 
-impl Caller {
-    fn of(door: &mut Door) -> Result<Caller, Failure> {
-        api_key_as_bearer(door)?;
-        let (metadata, extensions, ()) = door.request(()).map_err(Failure::Edge)?.into_parts();
-        Ok(Caller {
-            metadata,
-            extensions,
-        })
-    }
-
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
-        tonic::Request::from_parts(self.metadata.clone(), self.extensions.clone(), message)
+/// A protobuf value as JSON (whole numbers as integers, as the rest of the API writes them).
+fn json_of(value: &prost_types::Value) -> Value {
+    use prost_types::value::Kind;
+    match &value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(*b),
+        Some(Kind::NumberValue(n)) if n.fract() == 0.0 && n.abs() < 9.0e15 => json!(*n as i64),
+        Some(Kind::NumberValue(n)) => json!(n),
+        Some(Kind::StringValue(s)) => Value::String(s.clone()),
+        Some(Kind::ListValue(l)) => Value::Array(l.values.iter().map(json_of).collect()),
+        Some(Kind::StructValue(s)) => Value::Object(
+            s.fields
+                .iter()
+                .map(|(k, v)| (k.clone(), json_of(v)))
+                .collect(),
+        ),
     }
 }
 
 /// One gate for one context: OFREP's success object, or why not.
-async fn evaluate(edge: &Edge, caller: &Caller, key: &str, cx: &Context) -> Result<Value, Failure> {
-    let gate_exists = || {
-        crate::ids::GateKey::try_from(key).ok().and_then(|k| {
-            let applied = edge.node.state.read();
-            applied
-                .state
-                .live_gate(&k)
-                .map(|g| g.contract.variants.fallback.clone())
-        })
-    };
-    let Some(unit) = &cx.unit else {
-        // No unit, no sticky bucket: the fallback, as the SDK's own default would be.
-        let Some(fallback) = gate_exists() else {
-            return Err(Failure::NotFound(format!("gate {key} has no contract")));
-        };
-        // Authorised as any evaluation is (a reader may evaluate).
-        crate::auth::authorize(
-            &caller.request(()),
-            crate::auth::Role::Reader,
-            "evaluating a gate",
-        )
-        .map_err(|s| Failure::of(s, true))?;
-        return Ok(json!({
-            "key": key, "value": false, "reason": "DEFAULT", "variant": fallback,
-            "metadata": {"targeting_key": "missing"},
-        }));
-    };
-    let message = pb::EvaluateRequest {
-        gate: key.to_owned(),
-        unit_id: unit.clone(),
-        cohort: cx.cohort.clone().unwrap_or_default(),
-        consistency: pb::Consistency::Local as i32,
-    };
-    match Gates::evaluate(&edge.api, caller.request(message)).await {
-        Ok(r) => {
-            let r = r.into_inner();
-            let reason = if r.kill_switch { "DISABLED" } else { "SPLIT" };
-            Ok(json!({
-                "key": key, "value": r.treatment, "reason": reason, "variant": r.variant,
-                "metadata": {
-                    "bucket": r.bucket, "exposure": r.exposure,
-                    "gate_version": r.gate_version, "kill_switch": r.kill_switch,
-                },
-            }))
-        }
-        Err(status) => {
-            let exists = status.code() == Code::NotFound && gate_exists().is_some();
-            Err(Failure::of(status, exists))
-        }
-    }
+fn evaluate(edge: &Edge, key: &str, cx: &Map<String, Value>) -> Result<Value, Failure> {
+    let applied = edge.node.state.read();
+    let gate = resolve::live_gate(&applied.state, key)?;
+    let r = resolve::resolve(gate, FlagType::Boolean, cx)?;
+    let value = matches!(r.value, resolve::Resolved::Bool(true));
+    let metadata: Map<String, Value> = r
+        .metadata
+        .fields
+        .iter()
+        .map(|(k, v)| (k.clone(), json_of(v)))
+        .collect();
+    Ok(json!({
+        "key": key, "value": value, "reason": r.reason, "variant": r.variant,
+        "metadata": metadata,
+    }))
 }
 
 async fn evaluate_flag(
@@ -265,23 +211,22 @@ async fn evaluate_flag(
     Segment(key): Segment,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let answer = async {
+    let answer = (|| {
         let body = body.map_err(|e| Failure::Edge(HttpError::from(e)))?;
-        let caller = Caller::of(&mut door)?;
+        authorise(&mut door)?;
         let cx = context(&body)?;
-        evaluate(&door.edge, &caller, &key, &cx).await
-    };
-    match answer.await {
+        evaluate(&door.edge, &key, &cx)
+    })();
+    match answer {
         Ok(value) => Json(value).into_response(),
         Err(failure) => failure.response(&key),
     }
 }
 
 async fn evaluate_flags(mut door: Door, body: Result<Bytes, BytesRejection>) -> Response {
-    let caller = match Caller::of(&mut door) {
-        Ok(c) => c,
-        Err(failure) => return bulk_failure(failure),
-    };
+    if let Err(failure) = authorise(&mut door) {
+        return bulk_failure(failure);
+    }
     let cx = match body
         .map_err(|e| Failure::Edge(HttpError::from(e)))
         .and_then(|b| context(&b))
@@ -301,7 +246,7 @@ async fn evaluate_flags(mut door: Door, body: Result<Bytes, BytesRejection>) -> 
     };
     let mut flags = Vec::with_capacity(keys.len());
     for key in &keys {
-        match evaluate(&door.edge, &caller, key, &cx).await {
+        match evaluate(&door.edge, key, &cx) {
             Ok(value) => flags.push(value),
             // The caller or the node cannot be served at all: the whole request fails.
             Err(Failure::Edge(e)) => return edge_response(e),
@@ -326,7 +271,7 @@ fn bulk_failure(failure: Failure) -> Response {
 }
 
 async fn configuration(mut door: Door) -> Response {
-    if let Err(failure) = Caller::of(&mut door) {
+    if let Err(failure) = authorise(&mut door) {
         return bulk_failure(failure);
     }
     let body = json!({

@@ -22,6 +22,10 @@ pub struct NodeConfig {
     /// `/v1/`, the Argo Rollouts and Flagger hooks). None: no HTTP listener.
     #[serde(default)]
     pub http: Option<SocketAddr>,
+    /// Address the flagd listener binds: flagd's evaluation protocol for OpenFeature's flagd
+    /// providers (evaluation, health and reflection only; no tokens). None: no flagd listener.
+    #[serde(default)]
+    pub flagd: Option<SocketAddr>,
     /// Address other nodes and clients reach this node at; defaults to `listen`.
     #[serde(default)]
     pub advertise: Option<String>,
@@ -141,6 +145,7 @@ impl NodeConfig {
             id,
             listen,
             http: None,
+            flagd: None,
             advertise: None,
             data,
             heartbeat_ms: default_heartbeat_ms(),

@@ -5,7 +5,7 @@
 //!
 //! Pure and deterministic: the only time is the cluster time handed in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +92,20 @@ pub struct Assignment<'a> {
     pub treatment: bool,
     pub bucket: u32,
     pub exposure: f64,
+    /// The exposure in force was set by an operator (set exposure, roll back), not climbed to
+    /// by the engine: the unit's variant is an operator's targeting, not the ladder's split.
+    pub operator_set: bool,
+}
+
+/// Why an evaluation names no cohort of the gate.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CohortUnresolved {
+    /// The gate has several cohorts and the evaluation named none.
+    #[error("gate {gate} has cohorts {cohorts:?}; name one")]
+    Ambiguous { gate: GateKey, cohorts: Vec<String> },
+    /// The named cohort is not one of the gate's.
+    #[error("gate {gate} has no cohort {cohort}")]
+    Unknown { gate: GateKey, cohort: CohortName },
 }
 
 /// One gate.
@@ -117,6 +131,33 @@ pub struct Gate {
     /// wants was delivered (see `state::notify`).
     #[serde(default)]
     pub notified: BTreeMap<String, u64>,
+    /// The cohorts whose exposure in force an operator set (see [`Assignment::operator_set`]),
+    /// kept as decisions are recorded. None in what older nodes wrote: derived from the
+    /// decision log until the next decision records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator_exposure: Option<BTreeSet<CohortName>>,
+}
+
+/// The cohorts whose newest exposure change in `decisions` was an operator's override.
+fn operator_exposure<'a>(
+    decisions: impl IntoIterator<Item = &'a Decision>,
+) -> BTreeSet<CohortName> {
+    let mut set = BTreeSet::new();
+    for d in decisions {
+        note_exposure_changes(&mut set, d.action, &d.changes);
+    }
+    set
+}
+
+/// Updates `set` with the exposure changes of one decision.
+fn note_exposure_changes(set: &mut BTreeSet<CohortName>, action: Action, changes: &[CohortChange]) {
+    for change in changes.iter().filter(|c| c.from_exposure != c.to_exposure) {
+        if matches!(action, Action::Override(_)) {
+            set.insert(change.cohort.clone());
+        } else {
+            set.remove(&change.cohort);
+        }
+    }
 }
 
 impl Gate {
@@ -141,6 +182,31 @@ impl Gate {
             decisions: Vec::new(),
             signals_accepted: 0,
             notified: BTreeMap::new(),
+            operator_exposure: Some(BTreeSet::new()),
+        }
+    }
+
+    /// The cohort an evaluation is for: the one it names, or the gate's only cohort.
+    pub fn evaluated_cohort(
+        &self,
+        named: Option<CohortName>,
+    ) -> Result<CohortName, CohortUnresolved> {
+        match named {
+            Some(cohort) if self.cohorts.contains_key(&cohort) => Ok(cohort),
+            Some(cohort) => Err(CohortUnresolved::Unknown {
+                gate: self.key.clone(),
+                cohort,
+            }),
+            None if self.cohorts.len() == 1 => Ok(self
+                .cohorts
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(CohortName::default_cohort)),
+            None => Err(CohortUnresolved::Ambiguous {
+                gate: self.key.clone(),
+                cohorts: self.cohorts.keys().map(ToString::to_string).collect(),
+            }),
         }
     }
 
@@ -156,11 +222,16 @@ impl Gate {
         } else {
             &variants.fallback
         };
+        let operator_set = match &self.operator_exposure {
+            Some(set) => set.contains(cohort),
+            None => operator_exposure(&self.decisions).contains(cohort),
+        };
         Some(Assignment {
             variant,
             treatment,
             bucket,
             exposure: state.exposure,
+            operator_set,
         })
     }
 
@@ -226,6 +297,12 @@ impl Gate {
                 });
             }
         }
+        let mut operator_set = self
+            .operator_exposure
+            .take()
+            .unwrap_or_else(|| operator_exposure(&self.decisions));
+        note_exposure_changes(&mut operator_set, action, &changes);
+        self.operator_exposure = Some(operator_set);
         self.version += 1;
         self.decisions.push(Decision {
             version: self.version,

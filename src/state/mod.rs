@@ -18,7 +18,7 @@ pub use command::{
     Command, IngestBatch, IngestOutcome, Override, OverrideKind, Rejection, Request, Response,
     StateError,
 };
-pub use gate::{Action, Assignment, CohortChange, DecidedBy, Decision, Gate};
+pub use gate::{Action, Assignment, CohortChange, CohortUnresolved, DecidedBy, Decision, Gate};
 
 use crate::engine::signal::{Refusal, SignalError};
 use crate::engine::{CohortWindow, Signal, Window};

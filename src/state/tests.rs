@@ -576,3 +576,52 @@ fn a_new_ladder_keeps_each_cohort_at_its_percentage_not_its_stage_number() {
         "the approval of 50% stays an approval of 50%"
     );
 }
+
+#[test]
+fn an_operator_set_exposure_is_marked_until_the_engine_moves_it() {
+    let mut state = with_gate();
+    let assigned = |state: &State| {
+        let g = state.live_gate(&gate()).unwrap();
+        g.assign(&mobile(), "user-1").unwrap().operator_set
+    };
+    assert!(
+        !assigned(&state),
+        "the ladder's first stage is the engine's"
+    );
+    let ov = Override {
+        gate: gate(),
+        cohort: Some(mobile()),
+        kind: OverrideKind::SetExposure(40.0),
+        actor: "a".into(),
+        reason: "r".into(),
+    };
+    apply(&mut state, T0 + 5, Command::Override(ov));
+    assert!(assigned(&state));
+    // Another cohort's exposure stays the engine's.
+    let g = state.live_gate(&gate()).unwrap();
+    let other = g.cohorts.keys().find(|c| **c != mobile()).unwrap().clone();
+    assert!(!g.assign(&other, "user-1").unwrap().operator_set);
+    // What an older node wrote has no index: it is derived from the decision log, the same.
+    let mut older = state.clone();
+    for g in older.gates.values_mut() {
+        g.operator_exposure = None;
+    }
+    assert!(assigned(&older));
+    // The next decision recorded there rebuilds the index from the log first.
+    override_(&mut older, OverrideKind::Hold);
+    assert_eq!(
+        older.live_gate(&gate()).unwrap().operator_exposure,
+        Some(std::iter::once(mobile()).collect())
+    );
+    // A hold changes no exposure: still the operator's. The engine's rollback moves it.
+    override_(&mut state, OverrideKind::Hold);
+    assert!(assigned(&state));
+    let version = state.live_gate(&gate()).unwrap().version;
+    let mut j = judgement(&state, Verdict::Rollback, false);
+    j.next.exposure = 0.0;
+    assert!(matches!(
+        decide(&mut state, version, j),
+        Response::Decided { applied: true, .. }
+    ));
+    assert!(!assigned(&state));
+}
