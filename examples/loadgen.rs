@@ -6,13 +6,15 @@
 //! loadgen etcd     ENDPOINTS CONCURRENCY SECONDS
 //! loadgen evaluate ENDPOINTS CONCURRENCY SECONDS
 //! loadgen ofrep    HTTP_ENDPOINTS CONCURRENCY SECONDS
+//! loadgen flagd    FLAGD_ENDPOINTS CONCURRENCY SECONDS
 //! loadgen echo     ENDPOINTS CONCURRENCY SECONDS
 //! loadgen echo-serve ADDR
 //! loadgen decision ENDPOINTS TRIALS
 //! ```
 //! `evaluate`: `rampart.v1.Gates/Evaluate` of the gate `bench` for a new unit each call.
 //! `ofrep`: the same question as OFREP, `POST /ofrep/v1/evaluate/flags/bench` over HTTP/1.1
-//! (a kept-alive connection per worker). `echo`: `grpc.health.v1.Health/Check` against
+//! (a kept-alive connection per worker). `flagd`: the same question as flagd's
+//! `flagd.evaluation.v1.Service/ResolveBoolean` on the nodes' flagd listeners. `echo`: `grpc.health.v1.Health/Check` against
 //! `echo-serve`, a tonic server with nothing but the health service: the floor a unary call
 //! over loopback costs, for the hot-path figures.
 //! `decision`: per trial, a fresh gate with 1s windows; a watch on the last endpoint; one
@@ -29,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rampart::proto::flagd::v1 as flagd;
 use rampart::proto::v1 as pb;
 use rampart::proto::v1::gates_client::GatesClient;
 use rampart::proto::v1::signals_client::SignalsClient;
@@ -256,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
     }
     anyhow::ensure!(
         args.len() >= 5,
-        "usage: loadgen ingest|http|etcd|evaluate|ofrep|echo ENDPOINTS CONCURRENCY SECONDS [SIGNALS]"
+        "usage: loadgen ingest|http|etcd|evaluate|ofrep|flagd|echo ENDPOINTS CONCURRENCY SECONDS [SIGNALS]"
     );
     let mode = args[1].clone();
     let endpoints: Vec<String> = args[2].split(',').map(str::to_owned).collect();
@@ -344,6 +347,23 @@ async fn main() -> anyhow::Result<()> {
                     "ofrep" => {
                         let body = format!(r#"{{"context":{{"targetingKey":"user-{w}-{n}"}}}}"#);
                         ofrep_evaluate(&client, &url, body).await
+                    }
+                    "flagd" => {
+                        let unit = prost_types::Value {
+                            kind: Some(prost_types::value::Kind::StringValue(format!(
+                                "user-{w}-{n}"
+                            ))),
+                        };
+                        let request = flagd::ResolveBooleanRequest {
+                            flag_key: "bench".into(),
+                            context: Some(prost_types::Struct {
+                                fields: [("targetingKey".to_owned(), unit)].into_iter().collect(),
+                            }),
+                        };
+                        flagd::service_client::ServiceClient::new(channel())
+                            .resolve_boolean(request)
+                            .await
+                            .is_ok()
                     }
                     "echo" => {
                         let request = tonic_health::pb::HealthCheckRequest {
