@@ -461,3 +461,49 @@ async fn the_kill_switch_reaches_the_event_stream_and_a_leaderless_node_is_unava
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     cluster.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tls_the_flagd_listener_needs_no_client_certificate() {
+    let certs = tempfile::tempdir().expect("dir");
+    let authority = common::certs::ca("flagd CA");
+    let files = common::certs::issue(certs.path(), "node", &authority);
+    let cluster = Cluster::start_with(1, move |config, dir| {
+        with_flagd(config, dir);
+        config.tls = Some(files.clone());
+    })
+    .await;
+    let addr = cluster.nodes[0].flagd_addr.expect("a flagd listener");
+    // A provider trusting the CA, with no certificate of its own (flagd providers bring none).
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            authority.cert.pem(),
+        ))
+        .domain_name("localhost");
+    let channel = tonic::transport::Channel::from_shared(format!("https://{addr}"))
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("a TLS connection without a client certificate");
+    let status = v2::service_client::ServiceClient::new(channel)
+        .resolve_boolean(v2::ResolveBooleanRequest {
+            flag_key: "no-such-gate".into(),
+            context: context(&[("targetingKey", "user-1")]),
+        })
+        .await
+        .expect_err("no gate");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    // Plaintext to the TLS port gets no answer.
+    let plain = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await;
+    if let Ok(channel) = plain {
+        let answer = v2::service_client::ServiceClient::new(channel)
+            .resolve_boolean(v2::ResolveBooleanRequest::default())
+            .await;
+        assert!(answer.is_err(), "plaintext was served on the TLS listener");
+    }
+    cluster.stop().await;
+}

@@ -15,8 +15,7 @@ pub mod resolve;
 mod service;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -39,48 +38,64 @@ pub const HEALTH_SERVICES: [&str; 3] = [
     "flagd.evaluation.v2.Service",
 ];
 
-/// Whether this node may answer evaluations: its Raft core running and a leader known within
-/// [`LEADERLESS`]. Kept by one task per listener, read by every call.
+/// Whether this node may answer evaluations: its Raft core running and a leader known now or
+/// within [`LEADERLESS`]. A task per listener notes when a leader was last known; a call looks
+/// at the node's Raft metrics first, so a leader known now is never missed.
 #[derive(Clone)]
-pub struct Availability(Arc<AtomicBool>);
+pub struct Availability {
+    node: Arc<Node>,
+    last_leader: Arc<Mutex<Option<Instant>>>,
+}
 
 impl Availability {
     /// Ok, or why the node cannot answer.
     pub fn check(&self) -> Result<(), ResolveError> {
-        if self.0.load(Ordering::Relaxed) {
-            Ok(())
-        } else {
-            Err(ResolveError::Unavailable(format!(
+        if self.node.is_fatal() {
+            return Err(ResolveError::Unavailable(
+                "this node's raft core stopped; ask another node".into(),
+            ));
+        }
+        if self.node.raft.metrics().borrow().current_leader.is_some() {
+            return Ok(());
+        }
+        let last = *self
+            .last_leader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match last {
+            Some(at) if at.elapsed() < LEADERLESS => Ok(()),
+            Some(_) => Err(ResolveError::Unavailable(format!(
                 "this node has known no leader for {}s; retry, or ask another node",
                 LEADERLESS.as_secs()
-            )))
+            ))),
+            None => Err(ResolveError::Unavailable(
+                "this node knows no leader yet; retry, or ask another node".into(),
+            )),
         }
     }
 
-    /// Starts keeping the availability of `node` (until it shuts down).
+    /// Starts noting when `node` last knew a leader (until it shuts down).
     fn keep(node: Arc<Node>) -> Availability {
-        let available = Arc::new(AtomicBool::new(false));
-        let flag = available.clone();
+        let availability = Availability {
+            node: node.clone(),
+            last_leader: Arc::new(Mutex::new(None)),
+        };
+        let last_leader = availability.last_leader.clone();
         tokio::spawn(async move {
             let mut shutdown = node.shutdown_signal();
-            let mut last_leader: Option<Instant> = None;
             loop {
-                if node.leader().is_some() {
-                    last_leader = Some(Instant::now());
+                if node.raft.metrics().borrow().current_leader.is_some() {
+                    *last_leader
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
                 }
-                let answering =
-                    !node.is_fatal() && last_leader.is_some_and(|at| at.elapsed() < LEADERLESS);
-                flag.store(answering, Ordering::Relaxed);
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(100)) => {}
-                    _ = shutdown.changed() => {
-                        flag.store(false, Ordering::Relaxed);
-                        return;
-                    }
+                    _ = shutdown.changed() => return,
                 }
             }
         });
-        Availability(available)
+        availability
     }
 }
 
