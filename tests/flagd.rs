@@ -325,6 +325,37 @@ async fn every_type_and_reason_agrees_with_evaluate() {
     };
     assert!(errors.fields.contains_key(GATE), "{errors:?}");
 
+    // Reflection lists what this listener serves: both versions and health, nothing of
+    // rampart.v1.
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut reflection = ServerReflectionClient::new(flagd_channel(&cluster, follower).await);
+    let ask = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = reflection
+        .server_reflection_info(tokio_stream::iter([ask]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let answer = answers.message().await.expect("an answer").expect("one");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a service list: {answer:?}");
+    };
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "flagd.evaluation.v1.Service",
+            "flagd.evaluation.v2.Service",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection"
+        ]
+    );
+
     // Health answers for both versions on this listener.
     let mut health =
         tonic_health::pb::health_client::HealthClient::new(flagd_channel(&cluster, follower).await);
