@@ -1,4 +1,5 @@
-//! Contracts: put (validated, a new version in the log), get, list, delete.
+//! Contracts: put (validated, a new version in the log), get, list, delete; backtest (see
+//! `backtest`).
 
 use tonic::{Request, Response, Status};
 
@@ -13,7 +14,7 @@ use crate::proto::v1::contracts_server::Contracts;
 use crate::state::{Command, Gate, Response as SmResponse};
 
 /// Largest contract text accepted.
-const MAX_CONTRACT_BYTES: usize = 256 * 1024;
+pub const MAX_CONTRACT_BYTES: usize = 256 * 1024;
 
 fn info(g: &Gate) -> Result<pb::ContractInfo, Status> {
     let yaml = serde_yaml::to_string(&g.contract).map_err(|e| Status::internal(e.to_string()))?;
@@ -28,6 +29,13 @@ fn info(g: &Gate) -> Result<pb::ContractInfo, Status> {
 
 #[tonic::async_trait]
 impl Contracts for Api {
+    async fn backtest(
+        &self,
+        request: Request<pb::BacktestRequest>,
+    ) -> ApiResult<pb::BacktestResponse> {
+        super::backtest::backtest(request).await
+    }
+
     #[tracing::instrument(skip_all)]
     async fn put_contract(
         &self,

@@ -8,6 +8,7 @@
 //! storage and never decide anything.
 
 pub mod admin;
+pub mod backtest;
 pub mod backup;
 pub mod contracts;
 pub mod convert;

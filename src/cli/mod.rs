@@ -176,6 +176,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(cmd) => remote::cluster(&target, out, cmd).await,
         Command::Snapshot(cmd) => backup::snapshot(&target, out, cmd).await,
         Command::Restore(args) => backup::restore(&target, out, args).await,
+        Command::Backtest(args) if args.remote => backtest::run_remote(&target, out, &args).await,
         Command::Backtest(args) => backtest::run(out, &args),
         Command::Simulate(args) => simulate::run(&args),
         Command::Health => remote::health(&target).await,

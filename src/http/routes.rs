@@ -39,6 +39,7 @@ pub fn routes() -> Router<Edge> {
             get(get_contract).put(put_contract).delete(delete_contract),
         )
         .route("/v1/signals", post(ingest))
+        .route("/v1/backtest", post(backtest))
 }
 
 type Answer = Result<Json<Value>, HttpError>;
@@ -327,6 +328,68 @@ async fn delete_contract(door: Door, Segment(gate): Segment) -> Answer {
         .await?
         .into_inner();
     Ok(Json(json!({"gate": gate, "gate_version": r.gate_version})))
+}
+
+/// `POST /v1/backtest`: `{"contract": YAML, "signals": JSON lines or an array of signal
+/// objects}`; the report as `rampart backtest --json` prints it, with the signals that could
+/// not be read under `rejected`.
+async fn backtest(door: Door, body: Result<Bytes, BytesRejection>) -> Answer {
+    let body = body?;
+    let value: Value = serde_json::from_slice(&body)
+        .map_err(|e| HttpError::invalid("body", format!("not JSON: {e}")))?;
+    let Value::Object(mut body) = value else {
+        return Err(HttpError::invalid("body", "expected a JSON object"));
+    };
+    let yaml = match body.remove("contract") {
+        Some(Value::String(yaml)) => yaml,
+        Some(_) => {
+            return Err(HttpError::invalid(
+                "contract",
+                "expected the contract's YAML as a string",
+            ))
+        }
+        None => return Err(HttpError::invalid("contract", "missing")),
+    };
+    let jsonl = match body.remove("signals") {
+        Some(Value::String(lines)) => lines,
+        Some(Value::Array(signals)) => signals
+            .iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Some(_) => {
+            return Err(HttpError::invalid(
+                "signals",
+                "expected JSON lines as a string, or an array of signals",
+            ))
+        }
+        None => return Err(HttpError::invalid("signals", "missing")),
+    };
+    if let Some(other) = body.keys().next() {
+        return Err(HttpError::invalid(
+            other.as_str(),
+            "unknown field; the body takes contract and signals",
+        ));
+    }
+    let request = door.request(pb::BacktestRequest {
+        yaml,
+        arrivals: Vec::new(),
+        jsonl,
+    })?;
+    let r = Contracts::backtest(&door.edge.api, request)
+        .await?
+        .into_inner();
+    let mut report: Value = serde_json::from_str(&r.report_json)
+        .map_err(|e| HttpError::from(tonic::Status::internal(format!("report: {e}"))))?;
+    let rejected: Vec<Value> = r
+        .rejected
+        .iter()
+        .map(|x| json!({"line": x.index, "field": x.field, "reason": x.reason}))
+        .collect();
+    if let Value::Object(report) = &mut report {
+        report.insert("rejected".into(), Value::Array(rejected));
+    }
+    Ok(Json(report))
 }
 
 /// The header carrying an ingest's idempotency key.
