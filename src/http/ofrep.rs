@@ -33,6 +33,7 @@ use serde_json::{json, Map, Value};
 use super::call::{Door, Segment};
 use super::error::HttpError;
 use super::Edge;
+use crate::engine::contract::DEFAULT_COHORT_ATTRIBUTE;
 use crate::flagd::resolve::{self, FlagType, ResolveError};
 
 /// The shortest polling interval the configuration tells SDKs to use.
@@ -132,11 +133,19 @@ fn context(body: &[u8]) -> Result<Map<String, Value>, Failure> {
     let Value::Object(mut body) = value else {
         return Err(Failure::Parse("body: expected a JSON object".into()));
     };
-    match body.remove("context") {
-        None | Some(Value::Null) => Ok(Map::new()),
-        Some(Value::Object(c)) => Ok(c),
-        Some(_) => Err(Failure::Parse("context: expected a JSON object".into())),
+    let context = match body.remove("context") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(c)) => c,
+        Some(_) => return Err(Failure::Parse("context: expected a JSON object".into())),
+    };
+    // The attributes every request may carry are checked here, whatever gates exist (a bulk
+    // request over no gate still says its context is wrong); a contract's own
+    // `cohort_attribute` is checked when that gate is evaluated.
+    use resolve::EvaluationContext;
+    for attribute in ["targetingKey", DEFAULT_COHORT_ATTRIBUTE] {
+        context.text(attribute).map_err(Failure::from)?;
     }
+    Ok(context)
 }
 
 /// The caller's `X-API-Key` as a bearer token, when no `Authorization` header is given.
