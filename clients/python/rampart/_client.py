@@ -1,0 +1,231 @@
+"""The client: connections to one or several nodes, failing over between them, and the calls
+notebooks and pipelines make. Synchronous on `grpcio` (works inside Jupyter, where
+`asyncio.run` fails)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+
+from rampart import _models as models
+from rampart import _signals
+from rampart.v1 import rampart_pb2 as pb
+from rampart.v1 import rampart_pb2_grpc as rpc
+
+T = TypeVar("T")
+
+#: Codes worth another try on another node: the node is down, has no leader or is too slow.
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+#: Most signals the server takes in one batch (its `max_batch_signals` default).
+MAX_BATCH = 1000
+
+
+class RampartError(RuntimeError):
+    """A call the cluster refused or could not answer: the status code and its message (for
+    a bad field, the message starts with the field's name)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(f"{code.name}: {message}")
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class PushResult:
+    """What a push did: signals counted now, signals already counted by an earlier push of
+    the same batches (nothing counted twice), and every row not counted with why."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[_signals.RejectedRow] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        return models.html_table(
+            [{"accepted": self.accepted, "duplicates": self.duplicates, "rejected": len(self.rejected)}]
+        )
+
+
+def _target(endpoint: str) -> tuple[str, bool]:
+    """`host:port` and whether it is TLS, from an endpoint as the CLI takes it."""
+    if endpoint.startswith("https://"):
+        return endpoint[len("https://") :].rstrip("/"), True
+    return endpoint.removeprefix("http://").rstrip("/"), False
+
+
+class Client:
+    """A connection to a rampart cluster. Use `rampart.connect()`."""
+
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        token: str | None = None,
+        credentials: grpc.ChannelCredentials | None = None,
+        patience_s: float = 20.0,
+        timeout_s: float = 10.0,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("endpoints: name at least one node")
+        self.endpoints = list(endpoints)
+        self.patience_s = patience_s
+        self.timeout_s = timeout_s
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._channels: list[grpc.Channel] = []
+        for e in self.endpoints:
+            target, tls = _target(e)
+            if tls or credentials is not None:
+                creds = credentials or grpc.ssl_channel_credentials()
+                self._channels.append(grpc.secure_channel(target, creds))
+            else:
+                self._channels.append(grpc.insecure_channel(target))
+        self._current = 0
+
+    def close(self) -> None:
+        for c in self._channels:
+            c.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _call(self, stub: Callable[[grpc.Channel], Any], method: str, request: Any) -> Any:
+        """`method` on the current node; on a retryable failure, on the next node, with
+        backoff, until `patience_s` has passed. Only for calls safe to repeat."""
+        deadline = time.monotonic() + self.patience_s
+        pause = 0.05
+        while True:
+            channel = self._channels[self._current]
+            try:
+                return getattr(stub(channel), method)(request, timeout=self.timeout_s, metadata=self._metadata)
+            except grpc.RpcError as e:
+                code = e.code()  # type: ignore[attr-defined]
+                if code not in RETRYABLE or time.monotonic() > deadline:
+                    raise RampartError(code, e.details() or "") from None  # type: ignore[attr-defined]
+                self._current = (self._current + 1) % len(self._channels)
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+
+    # ---------- signals
+
+    def push(
+        self,
+        data: Any,
+        *,
+        batch_size: int = MAX_BATCH,
+        progress: bool | None = None,
+    ) -> PushResult:
+        """Pushes signal rows: a list of dicts, a pandas DataFrame, or the path of a
+        JSON-lines file (the format of `rampart signal push`). Rows are checked here first;
+        those that cannot be signals are reported (row, column, reason) and the rest sent in
+        batches of `batch_size`, each under a key derived from its position and content, so
+        running the same cell again counts nothing twice (with the same `batch_size`; the
+        cluster keeps keys 24 h). Batches are retried
+        across nodes until the cluster answers. `progress`: a tqdm bar (default: when there is
+        more than one batch and tqdm is installed)."""
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size: {batch_size} is not in [1, {MAX_BATCH}]")
+        good, rejected = _signals.prepare(data)
+        result = PushResult(rejected=rejected)
+        chunks = list(_signals.batches(good, batch_size))
+        bar = _progress(len(good), progress if progress is not None else len(chunks) > 1)
+        for position, chunk in enumerate(chunks):
+            request = pb.IngestRequest(
+                idempotency_key=_signals.idempotency_key(position, chunk),
+                signals=[s for _, s, _ in chunk],
+            )
+            answer = self._call(rpc.SignalsStub, "Ingest", request)
+            refused = {r.index for r in answer.rejected}
+            counted = len(chunk) - len(refused)
+            if answer.duplicate:
+                result.duplicates += counted
+            else:
+                result.accepted += counted
+            for r in answer.rejected:
+                position = chunk[r.index][0] if r.index < len(chunk) else r.index
+                column = r.field.split(".", 1)[1] if "." in r.field else r.field
+                result.rejected.append(_signals.RejectedRow(position, column, r.reason))
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+        result.rejected.sort(key=lambda r: r.row)
+        return result
+
+    # ---------- gates
+
+    def gates(self) -> models.Table[models.Gate]:
+        """Every gate (linearizable: what the leader has committed)."""
+        answer = self._call(rpc.GatesStub, "ListGates", pb.ListGatesRequest())
+        return models.Table(models.Gate.of(g) for g in answer.gates)
+
+    def gate(self, name: str) -> models.Gate:
+        """One gate: cohorts, exposure, status, kill switch, last decision."""
+        return models.Gate.of(self._call(rpc.GatesStub, "GetGate", pb.GetGateRequest(gate=name)))
+
+    def evaluate(self, gate: str, unit: str, cohort: str = "") -> models.Evaluation:
+        """The variant `unit` gets (sticky bucketing, as every door answers)."""
+        request = pb.EvaluateRequest(gate=gate, unit_id=unit, cohort=cohort)
+        return models.Evaluation.of(gate, unit, self._call(rpc.GatesStub, "Evaluate", request))
+
+    def decisions(self, gate: str, after_version: int = 0, limit: int = 1000) -> models.Table[models.Decision]:
+        """The gate's decisions after `after_version`, oldest first, with their evidence."""
+        request = pb.ListDecisionsRequest(gate=gate, after_version=after_version, limit=limit)
+        answer = self._call(rpc.GatesStub, "ListDecisions", request)
+        return models.Table(models.Decision.of(d) for d in answer.decisions)
+
+    # ---------- backtest
+
+    def backtest(self, contract: str | Path, signals: Any) -> models.Backtest:
+        """Replays `signals` (rows as `push` takes them) against `contract` (its YAML text, or
+        a `Path` to it) with the cluster's engine; nothing is stored. Rows that cannot be
+        signals are in the result's `rejected`."""
+        yaml = contract.read_text() if isinstance(contract, Path) else contract
+        good, rejected = _signals.prepare(signals)
+        request = pb.BacktestRequest(yaml=yaml, arrivals=[pb.BacktestArrival(signal=s, received=r) for _, s, r in good])
+        answer = self._call(rpc.ContractsStub, "Backtest", request)
+        for r in answer.rejected:
+            position = good[r.index][0] if r.index < len(good) else r.index
+            rejected.append(_signals.RejectedRow(position, r.field.rsplit(".", 1)[-1], r.reason))
+        return models.Backtest.of(answer, rejected)
+
+
+def _progress(total: int, wanted: bool) -> Any:
+    if not wanted:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="signal", desc="push")
+
+
+def connect(
+    endpoints: str | Sequence[str] | None = None,
+    token: str | None = None,
+    ca: str | Path | None = None,
+    cert: str | Path | None = None,
+    key: str | Path | None = None,
+) -> Client:
+    """A client of the cluster at `endpoints` (a list, or a comma-separated string; default
+    `RAMPART_ENDPOINT`, else 127.0.0.1:7101), with `token` (default `RAMPART_TOKEN`) and, for
+    a cluster serving mutual TLS, `ca`, `cert` and `key` (default `RAMPART_CA/CERT/KEY`)."""
+    if endpoints is None:
+        endpoints = os.environ.get("RAMPART_ENDPOINT", "127.0.0.1:7101")
+    if isinstance(endpoints, str):
+        endpoints = [e.strip() for e in endpoints.split(",") if e.strip()]
+    token = token if token is not None else os.environ.get("RAMPART_TOKEN")
+    files = [f if f is not None else os.environ.get(f"RAMPART_{n}") for f, n in ((ca, "CA"), (cert, "CERT"), (key, "KEY"))]
+    credentials = None
+    if any(files):
+        if not all(files):
+            raise ValueError("ca, cert, key: give all three (or none)")
+        ca_pem, cert_pem, key_pem = (Path(f).read_bytes() for f in files)  # type: ignore[arg-type]
+        credentials = grpc.ssl_channel_credentials(ca_pem, key_pem, cert_pem)
+    return Client(endpoints, token=token, credentials=credentials)

@@ -1,0 +1,221 @@
+"""Signals from rows: local validation (errors name the row and the column), conversion to
+`rampart.v1.Signal`, batches, and an idempotency key derived from each batch's content, so
+pushing the same rows again counts nothing twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from rampart.v1 import rampart_pb2 as pb
+
+#: Columns a signal row may have (the JSON-lines format of `rampart signal push`).
+COLUMNS = frozenset(
+    {"gate", "metric", "cohort", "arm", "at", "events", "trials", "n", "sum", "sum_sq",
+     "value", "confidence", "topics", "values", "received"}
+)
+ARMS = {"treatment": pb.ARM_TREATMENT, "control": pb.ARM_CONTROL}
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A row that was not counted: its position in what was pushed (from 0; a file's line
+    number from 1), the column at fault and why."""
+
+    row: int
+    column: str
+    reason: str
+
+
+class RowError(ValueError):
+    """One row cannot be a signal."""
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(f"{column}: {reason}")
+        self.column = column
+        self.reason = reason
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _count(row: Mapping[str, Any], column: str) -> int:
+    value = row.get(column)
+    if isinstance(value, bool) or _missing(value):
+        raise RowError(column, "expected a non-negative integer")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise RowError(column, f"{value!r} is not an integer") from None
+    if number != value or number < 0:
+        raise RowError(column, f"{value!r} is not a non-negative integer")
+    return number
+
+
+def _real(row: Mapping[str, Any], column: str) -> float:
+    value = row.get(column)
+    if isinstance(value, bool) or _missing(value):
+        raise RowError(column, "expected a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise RowError(column, f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise RowError(column, f"{value!r} is not finite")
+    return number
+
+
+def _text(row: Mapping[str, Any], column: str, required: bool = True) -> str:
+    value = row.get(column)
+    if _missing(value) or value == "":
+        if required:
+            raise RowError(column, "missing")
+        return ""
+    if not isinstance(value, str):
+        raise RowError(column, f"expected a string, got {value!r}")
+    return value
+
+
+def _timestamp(row: Mapping[str, Any], column: str = "at") -> Timestamp:
+    value = row.get(column)
+    ts = Timestamp()
+    if _missing(value):
+        raise RowError(column, "missing")
+    if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
+        value = value.to_pydatetime()
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise RowError(column, f"{value!r} is not an RFC 3339 time") from None
+    if not isinstance(value, datetime):
+        raise RowError(column, f"expected a time, got {value!r}")
+    if value.tzinfo is None:
+        raise RowError(column, "has no time zone (give UTC, e.g. 2026-01-01T10:00:00Z)")
+    ts.FromDatetime(value.astimezone(timezone.utc))
+    return ts
+
+
+def signal(row: Mapping[str, Any]) -> pb.Signal:
+    """One row as a signal; `RowError` names the column when it cannot be one."""
+    unknown = sorted(k for k in row if k not in COLUMNS and not _missing(row[k]))
+    if unknown:
+        raise RowError(unknown[0], f"unknown column; a signal has {sorted(COLUMNS)}")
+    arm = _text(row, "arm")
+    if arm not in ARMS:
+        raise RowError("arm", f"{arm!r} is not treatment or control")
+    out = pb.Signal(
+        gate=_text(row, "gate"),
+        metric=_text(row, "metric"),
+        cohort=_text(row, "cohort", required=False),
+        arm=ARMS[arm],
+        at=_timestamp(row),
+    )
+    present = {k for k in ("events", "trials", "n", "sum", "sum_sq", "value", "values") if not _missing(row.get(k))}
+    if present & {"events", "trials"}:
+        events, trials = _count(row, "events"), _count(row, "trials")
+        if events > trials:
+            raise RowError("events", f"{events} events in {trials} trials")
+        out.rate.CopyFrom(pb.Rate(events=events, trials=trials))
+    elif present & {"n", "sum", "sum_sq"}:
+        out.moments.CopyFrom(pb.Moments(n=_count(row, "n"), sum=_real(row, "sum"), sum_sq=_real(row, "sum_sq")))
+    elif "value" in present:
+        observation = pb.Observation(value=_real(row, "value"))
+        if not _missing(row.get("confidence")):
+            confidence = _real(row, "confidence")
+            if not 0.0 <= confidence <= 1.0:
+                raise RowError("confidence", f"{confidence} is not in [0, 1]")
+            observation.confidence = confidence
+        topics = row.get("topics")
+        if topics is not None and not (isinstance(topics, float) and math.isnan(topics)):
+            if isinstance(topics, str) or not all(isinstance(t, str) for t in topics):
+                raise RowError("topics", "expected a list of strings")
+            observation.topics.extend(topics)
+        out.observation.CopyFrom(observation)
+    elif "values" in present:
+        values = row["values"]
+        if isinstance(values, str):
+            raise RowError("values", "expected a list of numbers")
+        out.sketch.CopyFrom(pb.Sketch(values=[_real({"values": v}, "values") for v in values]))
+    else:
+        raise RowError("events", "no measurement: give events and trials, n/sum/sum_sq, value, or values")
+    return out
+
+
+def rows(data: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(position, row) of what `push` was given: records, a pandas DataFrame, or the path of
+    a JSON-lines file (positions are then line numbers from 1)."""
+    if isinstance(data, (str, Path)):
+        with open(data, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                try:
+                    parsed = json.loads(text)
+                except ValueError as e:
+                    yield number, {"__error__": f"line is not JSON: {e}"}
+                    continue
+                yield number, parsed if isinstance(parsed, dict) else {"__error__": "line is not a JSON object"}
+        return
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # a pandas DataFrame
+        for i, record in enumerate(data.to_dict(orient="records")):
+            yield i, record
+        return
+    if isinstance(data, Mapping):
+        raise TypeError("push takes many rows: a list of dicts, a DataFrame or a path")
+    for i, record in enumerate(data):
+        yield i, record
+
+
+def received(row: Mapping[str, Any]) -> Timestamp | None:
+    """When a row says it reached the cluster (`received`, read by backtests only)."""
+    return None if _missing(row.get("received")) else _timestamp(row, "received")
+
+
+def prepare(data: Any) -> tuple[list[tuple[int, pb.Signal, Timestamp | None]], list[RejectedRow]]:
+    """The rows that are signals (with their positions and `received` times) and those that
+    are not."""
+    good: list[tuple[int, pb.Signal, Timestamp | None]] = []
+    bad: list[RejectedRow] = []
+    for position, row in rows(data):
+        if not isinstance(row, Mapping):
+            bad.append(RejectedRow(position, "row", f"expected a mapping, got {type(row).__name__}"))
+            continue
+        if "__error__" in row:
+            bad.append(RejectedRow(position, "line", str(row["__error__"])))
+            continue
+        try:
+            good.append((position, signal(row), received(row)))
+        except RowError as e:
+            bad.append(RejectedRow(position, e.column, e.reason))
+    return good, bad
+
+
+Batch = list[tuple[int, pb.Signal, Timestamp | None]]
+
+
+def batches(signals: Batch, size: int) -> Iterable[Batch]:
+    for start in range(0, len(signals), size):
+        yield signals[start : start + size]
+
+
+def idempotency_key(position: int, batch: Batch) -> str:
+    """A key from the batch's position in its push and its content: the same rows pushed again
+    get the same keys, and two equal batches of one push (equal rows repeat in aggregates)
+    different ones."""
+    digest = hashlib.sha256(position.to_bytes(8, "big"))
+    for _, s, _ in batch:
+        encoded = s.SerializeToString(deterministic=True)
+        digest.update(len(encoded).to_bytes(4, "big"))
+        digest.update(encoded)
+    return f"py-{digest.hexdigest()[:40]}"
