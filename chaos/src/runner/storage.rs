@@ -149,8 +149,22 @@ pub(super) async fn disk_full(
     }
     cluster.disk(id, DiskFault::Free)?;
     cluster.start(id)?;
-    wait_serving(pool, id).await?;
+    come_back(cluster, pool, id, "its disk had space again").await?;
     Ok(1)
+}
+
+/// Waits for a restarted node `id` to serve again; a node that exits instead fails the drill
+/// with its log (a plain wait would only see connections refused).
+async fn come_back(
+    cluster: &mut dyn Cluster,
+    pool: &Pool,
+    id: u64,
+    once: &str,
+) -> anyhow::Result<()> {
+    match fate(cluster, pool, id).await? {
+        Fate::Serving => Ok(()),
+        Fate::Exited(log) => bail!("node {id} exited instead of serving once {once}: {log}"),
+    }
 }
 
 pub(super) async fn read_only_disk(
@@ -165,6 +179,6 @@ pub(super) async fn read_only_disk(
     must_exit(cluster, id, "Read-only file system").await?;
     cluster.disk(id, DiskFault::ReadWrite)?;
     cluster.start(id)?;
-    wait_serving(pool, id).await?;
+    come_back(cluster, pool, id, "its disk was writable again").await?;
     Ok(1)
 }
