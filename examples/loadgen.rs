@@ -166,7 +166,10 @@ async fn decision_latency(endpoints: &[String], trials: usize) -> anyhow::Result
         let gate = format!("latency-{run}-{trial}");
         let yaml = DECISION_CONTRACT.replace("GATE", &gate);
         ContractsClient::new(writer.clone())
-            .put_contract(pb::PutContractRequest { yaml })
+            .put_contract(pb::PutContractRequest {
+                yaml,
+                ..Default::default()
+            })
             .await?;
         let mut watch = GatesClient::new(watcher.clone())
             .watch(pb::WatchRequest {

@@ -1,7 +1,7 @@
 //! What `rampart.v1` promises, checked as an independent client would: a duplicate ingest
 //! answers the stored answer (the original log index), Watch refuses an unknown gate and a
 //! resume point beyond the gate's version as GetGate would, and gRPC health answers for every
-//! service the node serves.
+//! service the node serves; a put with `if_changed` writes nothing for an equal contract.
 
 mod common;
 
@@ -20,9 +20,52 @@ async fn duplicates_watch_and_health_keep_the_proto_promises() {
     ContractsClient::new(cluster.channel(0).await)
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("put contract");
+
+    // `if_changed`: an equal contract (formatting and comments aside) is not written again,
+    // through any node; a changed one, or a put without it, is a new contract version.
+    let steady = FAST_CONTRACT
+        .replace("gate: fast", "gate: steady")
+        .replace("window: 1s", "window: 1h");
+    let put = |node: usize, yaml: String, if_changed: bool| {
+        let cluster = &cluster;
+        async move {
+            ContractsClient::new(cluster.channel(node).await)
+                .put_contract(pb::PutContractRequest { yaml, if_changed })
+                .await
+                .expect("put steady")
+                .into_inner()
+        }
+    };
+    let first = put(0, steady.clone(), true).await;
+    assert!(!first.unchanged, "{first:?}");
+    let reformatted = format!(
+        "# the same, written differently\n{}",
+        steady.replace("{ above: 0.05 }", "{above: 5.0e-2}")
+    );
+    let same = put(1, reformatted, true).await;
+    assert!(same.unchanged, "{same:?}");
+    assert_eq!(same.contract_version, first.contract_version);
+    assert_eq!(same.gate_version, first.gate_version);
+    let changed = put(
+        2,
+        steady.replace("min_samples: 100", "min_samples: 200"),
+        true,
+    )
+    .await;
+    assert!(!changed.unchanged, "{changed:?}");
+    assert_eq!(changed.contract_version, first.contract_version + 1);
+    let forced = put(
+        0,
+        steady.replace("min_samples: 100", "min_samples: 200"),
+        false,
+    )
+    .await;
+    assert!(!forced.unchanged, "{forced:?}");
+    assert_eq!(forced.contract_version, changed.contract_version + 1);
 
     // A retried batch: the stored answer, with the log index that committed it.
     let mut signals = SignalsClient::new(cluster.channel(1).await);

@@ -102,6 +102,7 @@ async fn each_role_does_what_it_may_and_nothing_more() {
         reader
             .put_contract(pb::PutContractRequest {
                 yaml: FAST_CONTRACT.into(),
+                ..Default::default()
             })
             .await,
         Code::PermissionDenied,
@@ -112,6 +113,7 @@ async fn each_role_does_what_it_may_and_nothing_more() {
     ContractsClient::new(with(&channel, Some(OPERATOR)))
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("an operator applies a contract");

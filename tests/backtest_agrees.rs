@@ -58,6 +58,7 @@ async fn the_backtest_decides_what_the_cluster_decided() {
     ContractsClient::new(cluster.channel(follower).await)
         .put_contract(pb::PutContractRequest {
             yaml: CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("put");

@@ -103,9 +103,12 @@ async fn a_backup_restores_into_a_fresh_cluster_with_every_gate_and_decision() {
     let source = Cluster::start(3).await;
     let mut put = ContractsClient::new(source.channel(0).await);
     for yaml in [STEADY, FAST_CONTRACT] {
-        put.put_contract(pb::PutContractRequest { yaml: yaml.into() })
-            .await
-            .expect("put contract");
+        put.put_contract(pb::PutContractRequest {
+            yaml: yaml.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("put contract");
     }
     // Signals into the fast gate (its first 1 s window may open a moment after the put).
     let signals = SignalsClient::new(source.channel(1).await);

@@ -37,7 +37,10 @@ async fn bad_input_is_refused_clearly_and_good_data_is_kept() {
     let mut overrides = OverridesClient::new(channel);
 
     tracing::info!("--- malformed contracts");
-    let put = |yaml: String| pb::PutContractRequest { yaml };
+    let put = |yaml: String| pb::PutContractRequest {
+        yaml,
+        ..Default::default()
+    };
     assert_status(
         contracts.put_contract(put("gate: [unclosed".into())).await,
         Code::InvalidArgument,

@@ -79,6 +79,7 @@ async fn gate_keeps_working(cluster: &Cluster) {
     contracts
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("put contract");

@@ -79,6 +79,7 @@ async fn contract_signals_expansion_rollback_and_watch_resume() {
     let put = contracts
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("put");

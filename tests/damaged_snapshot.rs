@@ -28,6 +28,7 @@ async fn a_damaged_snapshot_is_refused_and_the_replaced_node_has_the_kill_switch
     ContractsClient::new(cluster.channel(0).await)
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("contract");

@@ -121,6 +121,7 @@ async fn a_follower_with_a_full_disk_stops_serving_and_says_why() {
     contracts
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("contract");
@@ -247,6 +248,7 @@ async fn rampart_serve_exits_non_zero_when_its_disk_fills() {
                 let _ = contracts
                     .put_contract(pb::PutContractRequest {
                         yaml: FAST_CONTRACT.into(),
+                        ..Default::default()
                     })
                     .await;
             }
@@ -281,6 +283,7 @@ async fn a_node_on_a_read_only_disk_refuses_to_start_and_says_why() {
     ContractsClient::new(cluster.channel(0).await)
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("contract");

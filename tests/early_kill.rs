@@ -42,6 +42,7 @@ async fn a_breaching_batch_rolls_back_before_its_window_closes() {
     contracts
         .put_contract(pb::PutContractRequest {
             yaml: CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("put");

@@ -103,6 +103,7 @@ async fn set_up(cluster: &Cluster, i: usize) {
     ContractsClient::new(cluster.channel(i).await)
         .put_contract(pb::PutContractRequest {
             yaml: CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("PutContract");

@@ -130,6 +130,7 @@ mod seeds {
         write(dir, "override", 1, &ov.encode_to_vec());
         let put = pb::PutContractRequest {
             yaml: CONTRACT.into(),
+            ..Default::default()
         };
         write(dir, "put-contract", 2, &put.encode_to_vec());
         let evaluate = pb::EvaluateRequest {

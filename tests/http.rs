@@ -114,6 +114,41 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
             .contains("desktop"),
         "{body}"
     );
+    let version = body["contract_version"].clone();
+    // `?if_changed=true`: the same contract again writes nothing; a bad flag names itself.
+    for (query, unchanged) in [("?if_changed=true", true), ("?if_changed=false", false)] {
+        let (status, body) = json_of(
+            client
+                .put(url(
+                    &cluster,
+                    follower,
+                    &format!("/v1/contracts/two{query}"),
+                ))
+                .json(&two)
+                .send()
+                .await
+                .expect("PUT"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["unchanged"], unchanged, "{query}: {body}");
+        assert_eq!(
+            body["contract_version"] == version,
+            unchanged,
+            "{query}: {body}"
+        );
+    }
+    let (status, body) = json_of(
+        client
+            .put(url(&cluster, follower, "/v1/contracts/two?if_changed=yes"))
+            .json(&two)
+            .send()
+            .await
+            .expect("PUT"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["field"], "if_changed", "{body}");
     // An invalid contract names its field.
     let (status, body) = json_of(
         client

@@ -15,6 +15,7 @@ async fn a_stream_of_batches_is_counted_once_per_key() {
     ContractsClient::new(channel.clone())
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("contract");

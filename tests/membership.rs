@@ -21,6 +21,7 @@ async fn a_new_node_joins_by_snapshot_is_promoted_and_removed() {
     contracts
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("contract");
@@ -254,6 +255,7 @@ async fn a_learner_behind_the_commit_index_is_not_promoted() {
     contracts
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("contract");

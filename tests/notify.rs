@@ -89,7 +89,10 @@ async fn put_contract(cluster: &Cluster, url: &str, on: &str) {
     let yaml =
         format!("{FAST_CONTRACT}notify:\n  - url: {url}\n    secret: {SECRET}\n    on: {on}\n");
     ContractsClient::new(cluster.channel(0).await)
-        .put_contract(pb::PutContractRequest { yaml })
+        .put_contract(pb::PutContractRequest {
+            yaml,
+            ..Default::default()
+        })
         .await
         .expect("put contract");
 }

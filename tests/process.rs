@@ -151,6 +151,7 @@ async fn leader_killed_mid_stream_loses_nothing_and_restarts_from_disk() {
             let mut c = ContractsClient::new(lazy(&first));
             c.put_contract(pb::PutContractRequest {
                 yaml: FAST_CONTRACT.into(),
+                ..Default::default()
             })
             .await
             .ok()

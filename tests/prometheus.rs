@@ -142,6 +142,7 @@ async fn prometheus_scrapes_one_leader_and_rising_decisions() {
     ContractsClient::new(cluster.channel(0).await)
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("contract");

@@ -48,6 +48,7 @@ async fn nodes_and_clients_speak_mutual_tls() {
     ContractsClient::new(channel.clone())
         .put_contract(pb::PutContractRequest {
             yaml: FAST_CONTRACT.into(),
+            ..Default::default()
         })
         .await
         .expect("a contract through a follower, forwarded over TLS");

@@ -42,7 +42,7 @@ impl Contracts for Api {
         request: Request<pb::PutContractRequest>,
     ) -> ApiResult<pb::PutContractResponse> {
         authorize(&request, Role::Operator, "changing a contract")?;
-        let yaml = request.into_inner().yaml;
+        let pb::PutContractRequest { yaml, if_changed } = request.into_inner();
         if yaml.len() > MAX_CONTRACT_BYTES {
             return Err(ApiError::invalid(
                 "yaml",
@@ -53,6 +53,22 @@ impl Contracts for Api {
         let contract =
             Contract::from_yaml(&yaml).map_err(|e| ApiError::invalid("contract", e.to_string()))?;
         let gate = contract.gate.to_string();
+        if if_changed {
+            // Checked against the state a linearizable read sees; a put racing this one from
+            // another client may land in between, as it could land just after.
+            self.node.read_barrier().await.map_err(ApiError::from)?;
+            let applied = self.node.state.read();
+            if let Some(g) = applied.state.live_gate(&contract.gate) {
+                if g.contract == contract {
+                    return Ok(Response::new(pb::PutContractResponse {
+                        gate,
+                        contract_version: g.contract_version,
+                        gate_version: g.version,
+                        unchanged: true,
+                    }));
+                }
+            }
+        }
         let written = self
             .node
             .write(Command::PutContract {
@@ -68,6 +84,7 @@ impl Contracts for Api {
                 gate,
                 contract_version,
                 gate_version,
+                unchanged: false,
             })),
             other => Err(Status::internal(format!("unexpected response {other:?}"))),
         }

@@ -309,17 +309,32 @@ fn contract_yaml(gate: &str, headers: &HeaderMap, body: &[u8]) -> Result<String,
 async fn put_contract(
     door: Door,
     Segment(gate): Segment,
+    RawQuery(q): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
+    let p = params(q.as_deref(), &["if_changed"])?;
+    let if_changed = match p.get("if_changed").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(HttpError::invalid(
+                "if_changed",
+                format!("`{other}` is neither true nor false"),
+            ))
+        }
+    };
     let body = body?;
     let yaml = contract_yaml(&gate, &door.headers, &body)?;
-    let request = door.request(pb::PutContractRequest { yaml })?;
+    let request = door.request(pb::PutContractRequest { yaml, if_changed })?;
     let r = Contracts::put_contract(&door.edge.api, request)
         .await?
         .into_inner();
-    Ok(Json(
-        json!({"gate": r.gate, "contract_version": r.contract_version, "gate_version": r.gate_version}),
-    ))
+    Ok(Json(json!({
+        "gate": r.gate,
+        "contract_version": r.contract_version,
+        "gate_version": r.gate_version,
+        "unchanged": r.unchanged,
+    })))
 }
 
 async fn delete_contract(door: Door, Segment(gate): Segment) -> Answer {

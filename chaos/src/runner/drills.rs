@@ -63,7 +63,10 @@ async fn bootstrap(cluster: &dyn Cluster, pool: &Pool) -> anyhow::Result<()> {
             let yaml = yaml.clone();
             async move {
                 Ok(ContractsClient::new(channel)
-                    .put_contract(pb::PutContractRequest { yaml })
+                    .put_contract(pb::PutContractRequest {
+                        yaml,
+                        ..Default::default()
+                    })
                     .await?)
             }
         })

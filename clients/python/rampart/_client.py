@@ -4,9 +4,10 @@ notebooks and pipelines make. Synchronous on `grpcio` (works inside Jupyter, whe
 
 from __future__ import annotations
 
+import getpass
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,8 @@ import grpc
 
 from rampart import _models as models
 from rampart import _signals
+from rampart._contracts import Contracts, contract_text
+from rampart._watch import Watch
 from rampart.v1 import rampart_pb2 as pb
 from rampart.v1 import rampart_pb2_grpc as rpc
 
@@ -24,6 +27,18 @@ T = TypeVar("T")
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 #: Most signals the server takes in one batch (its `max_batch_signals` default).
 MAX_BATCH = 1000
+#: Override kinds, as `override` takes them.
+OVERRIDE_KINDS = {
+    "hold": pb.HOLD,
+    "resume": pb.RESUME,
+    "approve": pb.APPROVE,
+    "rollback": pb.ROLLBACK,
+    "kill": pb.KILL,
+    "set_exposure": pb.SET_EXPOSURE,
+}
+#: Keepalive pings on every channel, so a watch notices a node that vanished without a word
+#: (a partition, a host gone) within about half a minute.
+CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000)]
 
 
 class RampartError(RuntimeError):
@@ -80,10 +95,12 @@ class Client:
             target, tls = _target(e)
             if tls or credentials is not None:
                 creds = credentials or grpc.ssl_channel_credentials()
-                self._channels.append(grpc.secure_channel(target, creds))
+                self._channels.append(grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS))
             else:
-                self._channels.append(grpc.insecure_channel(target))
+                self._channels.append(grpc.insecure_channel(target, options=CHANNEL_OPTIONS))
         self._current = 0
+        #: Contracts: `client.contract.apply(yaml_or_dict)`, `.get(gate)`, `.list()`, `.delete(gate)`.
+        self.contract = Contracts(self)
 
     def close(self) -> None:
         for c in self._channels:
@@ -95,8 +112,14 @@ class Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _call(self, stub: Callable[[grpc.Channel], Any], method: str, request: Any) -> Any:
-        """`method` on the current node; on a retryable failure, on the next node, with
+    def _call(
+        self,
+        stub: Callable[[grpc.Channel], Any],
+        method: str,
+        request: Any,
+        retry: Collection[grpc.StatusCode] = RETRYABLE,
+    ) -> Any:
+        """`method` on the current node; on a failure in `retry`, on the next node, with
         backoff, until `patience_s` has passed. Only for calls safe to repeat."""
         deadline = time.monotonic() + self.patience_s
         pause = 0.05
@@ -106,7 +129,7 @@ class Client:
                 return getattr(stub(channel), method)(request, timeout=self.timeout_s, metadata=self._metadata)
             except grpc.RpcError as e:
                 code = e.code()  # type: ignore[attr-defined]
-                if code not in RETRYABLE or time.monotonic() > deadline:
+                if code not in retry or time.monotonic() > deadline:
                     raise RampartError(code, e.details() or "") from None  # type: ignore[attr-defined]
                 self._current = (self._current + 1) % len(self._channels)
                 time.sleep(pause)
@@ -180,13 +203,89 @@ class Client:
         answer = self._call(rpc.GatesStub, "ListDecisions", request)
         return models.Table(models.Decision.of(d) for d in answer.decisions)
 
+    def evidence(self, gate: str, after_version: int = 0, limit: int = 1000) -> models.Table[models.Evidence]:
+        """The evidence of the gate's decisions after `after_version`: one row per decision
+        and metric (treatment, control or baseline, delta with its interval, p- or e-value,
+        zone, samples), e.g. `client.evidence("checkout-v2").to_pandas()`."""
+        return models.Table(
+            row
+            for d in self._call(
+                rpc.GatesStub, "ListDecisions", pb.ListDecisionsRequest(gate=gate, after_version=after_version, limit=limit)
+            ).decisions
+            for row in models.Evidence.rows(d)
+        )
+
+    def watch(self, gates: str | Sequence[str], after_version: Mapping[str, int] | None = None) -> Watch:
+        """The gates' states, then every decision as it commits: `for event in
+        client.watch(["checkout-v2"]): ...` yields `Gate` and `Decision`. Gates in
+        `after_version` start after that version (no state first). Survives the loss of its
+        node: it resumes on another from the last version it yielded, with no gap and no
+        duplicate. `close()` ends it."""
+        return Watch(self, [gates] if isinstance(gates, str) else list(gates), after_version)
+
+    # ---------- overrides
+
+    def override(
+        self,
+        gate: str,
+        kind: str,
+        *,
+        reason: str,
+        cohort: str = "",
+        exposure: float | None = None,
+        actor: str | None = None,
+    ) -> models.Decision:
+        """A human's decision on a gate (operator role): `kind` is hold, resume, approve,
+        rollback, kill or set_exposure (with `exposure`, a percentage); `cohort` empty acts on
+        every cohort. `actor` defaults to `RAMPART_ACTOR`, else the login name. Returns the
+        decision recorded. When the answer is lost (the node fails), the gate's log is checked
+        before the override is sent again, so a retry does not record it twice."""
+        k = kind.lower().replace("-", "_")
+        if k not in OVERRIDE_KINDS:
+            raise ValueError(f"kind: {kind!r} is not one of {sorted(OVERRIDE_KINDS)}")
+        if (exposure is None) == (k == "set_exposure"):
+            raise ValueError("exposure: give it with set_exposure, and only then")
+        if not reason.strip():
+            raise ValueError("reason: every override says why")
+        who = (actor or os.environ.get("RAMPART_ACTOR") or getpass.getuser()).strip()
+        request = pb.OverrideRequest(
+            gate=gate, cohort=cohort, kind=OVERRIDE_KINDS[k], exposure=exposure or 0.0, actor=who, reason=reason
+        )
+        seen = self.gate(gate).version
+        deadline = time.monotonic() + self.patience_s
+        while True:
+            try:
+                return models.Decision.of(self._call(rpc.OverridesStub, "Override", request, retry=()))
+            except RampartError as e:
+                if e.code not in RETRYABLE or time.monotonic() > deadline:
+                    raise
+            landed = self._override_landed(gate, seen, f"override:{k}", cohort, who, reason.strip())
+            if landed is not None:
+                return landed
+            self._current = (self._current + 1) % len(self._channels)
+            time.sleep(0.1)
+
+    def _override_landed(
+        self, gate: str, after: int, action: str, cohort: str, actor: str, reason: str
+    ) -> models.Decision | None:
+        """The override committed after version `after`, if one did (a lost answer)."""
+        for d in self._call(rpc.GatesStub, "ListDecisions", pb.ListDecisionsRequest(gate=gate, after_version=after)).decisions:
+            if (
+                d.action == action
+                and d.cohort == cohort
+                and d.decided_by.startswith(f"operator:{actor}")
+                and d.reason.endswith(f": {reason}")
+            ):
+                return models.Decision.of(d)
+        return None
+
     # ---------- backtest
 
-    def backtest(self, contract: str | Path, signals: Any) -> models.Backtest:
-        """Replays `signals` (rows as `push` takes them) against `contract` (its YAML text, or
-        a `Path` to it) with the cluster's engine; nothing is stored. Rows that cannot be
+    def backtest(self, contract: str | Path | Mapping[str, Any], signals: Any) -> models.Backtest:
+        """Replays `signals` (rows as `push` takes them) against `contract` (its YAML text, a
+        `Path` to it, or a dict) with the cluster's engine; nothing is stored. Rows that cannot be
         signals are in the result's `rejected`."""
-        yaml = contract.read_text() if isinstance(contract, Path) else contract
+        yaml = contract_text(contract)
         good, rejected = _signals.prepare(signals)
         request = pb.BacktestRequest(yaml=yaml, arrivals=[pb.BacktestArrival(signal=s, received=r) for _, s, r in good])
         answer = self._call(rpc.ContractsStub, "Backtest", request)

@@ -1,4 +1,5 @@
-"""What the client returns: dataclasses of gates, evaluations, decisions and backtests, each
+"""What the client returns: dataclasses of gates, evaluations, decisions, evidence, contracts
+and backtests, each
 readable in a notebook (`_repr_html_`) and, in lists, as a pandas DataFrame (`.to_pandas()`)."""
 
 from __future__ import annotations
@@ -105,6 +106,123 @@ class Decision:
 
     def _repr_html_(self) -> str:
         return html_table([_flat(self)]) + html_table(self.evidence)
+
+
+def _optional(message: Any, name: str) -> float | None:
+    return getattr(message, name) if message.HasField(name) else None
+
+
+#: Evidence fields with a column of their own in `Evidence`; the rest go to its `detail`.
+_EVIDENCE_COLUMNS = (
+    "metric", "cohort", "treatment", "control", "baseline", "baseline_source", "delta", "relative",
+    "p_value", "e_value", "alpha", "samples_treatment", "samples_control", "zone", "test", "summary",
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one metric showed in one cohort's window, as a decision judged it: one row per
+    decision and metric (`Client.evidence`). `delta_low`/`delta_high` bound `delta`
+    (treatment − control or baseline); every other figure the engine recorded is in
+    `detail` (docs/engine.md says what each means)."""
+
+    gate: str
+    version: int
+    action: str
+    decided_by: str
+    at: datetime | None
+    metric: str
+    cohort: str
+    window_start: datetime | None
+    window_end: datetime | None
+    treatment: float | None
+    control: float | None
+    baseline: float | None
+    baseline_source: str
+    delta: float | None
+    delta_low: float | None
+    delta_high: float | None
+    relative: float | None
+    p_value: float | None
+    e_value: float | None
+    alpha: float | None
+    samples_treatment: int
+    samples_control: int
+    zone: str
+    test: str
+    summary: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def rows(cls, d: pb.Decision) -> list[Evidence]:
+        out = []
+        for e in d.evidence:
+            interval = e.HasField("delta_interval")
+            detail = {
+                k: v
+                for k, v in MessageToDict(e, preserving_proto_field_name=True).items()
+                if k not in _EVIDENCE_COLUMNS and k not in ("window_start", "window_end", "delta_interval")
+            }
+            out.append(
+                cls(
+                    gate=d.gate,
+                    version=d.version,
+                    action=d.action,
+                    decided_by=d.decided_by,
+                    at=_time(d.at, d.HasField("at")),
+                    metric=e.metric,
+                    cohort=e.cohort,
+                    window_start=_time(e.window_start, e.HasField("window_start")),
+                    window_end=_time(e.window_end, e.HasField("window_end")),
+                    treatment=_optional(e, "treatment"),
+                    control=_optional(e, "control"),
+                    baseline=_optional(e, "baseline"),
+                    baseline_source=e.baseline_source,
+                    delta=_optional(e, "delta"),
+                    delta_low=e.delta_interval.low if interval else None,
+                    delta_high=e.delta_interval.high if interval else None,
+                    relative=_optional(e, "relative"),
+                    p_value=_optional(e, "p_value"),
+                    e_value=_optional(e, "e_value"),
+                    alpha=_optional(e, "alpha"),
+                    samples_treatment=e.samples_treatment,
+                    samples_control=e.samples_control,
+                    zone=e.zone,
+                    test=e.test,
+                    summary=e.summary,
+                    detail=detail,
+                )
+            )
+        return out
+
+
+@dataclass(frozen=True)
+class ContractInfo:
+    """A gate's contract: its version and its YAML as the cluster stores it (normalized)."""
+
+    gate: str
+    contract_version: int
+    yaml: str
+    description: str
+    owner: str
+
+    def _repr_html_(self) -> str:
+        title = f"<p><b>{html.escape(self.gate)}</b> contract version {self.contract_version}</p>"
+        return title + f"<pre>{html.escape(self.yaml)}</pre>"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What `contract.apply` did: the gate, its contract and gate versions after it, and
+    whether it wrote anything (`changed` is False when the contract equalled the current one)."""
+
+    gate: str
+    contract_version: int
+    gate_version: int
+    changed: bool
+
+    def _repr_html_(self) -> str:
+        return html_table([asdict(self)])
 
 
 @dataclass(frozen=True)

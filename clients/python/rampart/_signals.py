@@ -48,7 +48,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _count(row: Mapping[str, Any], column: str) -> int:
+def count(row: Mapping[str, Any], column: str) -> int:
     value = row.get(column)
     if isinstance(value, bool) or _missing(value):
         raise RowError(column, "expected a non-negative integer")
@@ -61,7 +61,7 @@ def _count(row: Mapping[str, Any], column: str) -> int:
     return number
 
 
-def _real(row: Mapping[str, Any], column: str) -> float:
+def real(row: Mapping[str, Any], column: str) -> float:
     value = row.get(column)
     if isinstance(value, bool) or _missing(value):
         raise RowError(column, "expected a number")
@@ -85,9 +85,9 @@ def _text(row: Mapping[str, Any], column: str, required: bool = True) -> str:
     return value
 
 
-def _timestamp(row: Mapping[str, Any], column: str = "at") -> Timestamp:
-    value = row.get(column)
-    ts = Timestamp()
+def time_of(value: Any, column: str) -> datetime:
+    """A time column's value (an RFC 3339 string, a datetime or a pandas Timestamp, with a
+    time zone) in UTC."""
     if _missing(value):
         raise RowError(column, "missing")
     if hasattr(value, "to_pydatetime"):  # pandas.Timestamp
@@ -101,7 +101,12 @@ def _timestamp(row: Mapping[str, Any], column: str = "at") -> Timestamp:
         raise RowError(column, f"expected a time, got {value!r}")
     if value.tzinfo is None:
         raise RowError(column, "has no time zone (give UTC, e.g. 2026-01-01T10:00:00Z)")
-    ts.FromDatetime(value.astimezone(timezone.utc))
+    return value.astimezone(timezone.utc)
+
+
+def _timestamp(row: Mapping[str, Any], column: str = "at") -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(time_of(row.get(column), column))
     return ts
 
 
@@ -122,16 +127,16 @@ def signal(row: Mapping[str, Any]) -> pb.Signal:
     )
     present = {k for k in ("events", "trials", "n", "sum", "sum_sq", "value", "values") if not _missing(row.get(k))}
     if present & {"events", "trials"}:
-        events, trials = _count(row, "events"), _count(row, "trials")
+        events, trials = count(row, "events"), count(row, "trials")
         if events > trials:
             raise RowError("events", f"{events} events in {trials} trials")
         out.rate.CopyFrom(pb.Rate(events=events, trials=trials))
     elif present & {"n", "sum", "sum_sq"}:
-        out.moments.CopyFrom(pb.Moments(n=_count(row, "n"), sum=_real(row, "sum"), sum_sq=_real(row, "sum_sq")))
+        out.moments.CopyFrom(pb.Moments(n=count(row, "n"), sum=real(row, "sum"), sum_sq=real(row, "sum_sq")))
     elif "value" in present:
-        observation = pb.Observation(value=_real(row, "value"))
+        observation = pb.Observation(value=real(row, "value"))
         if not _missing(row.get("confidence")):
-            confidence = _real(row, "confidence")
+            confidence = real(row, "confidence")
             if not 0.0 <= confidence <= 1.0:
                 raise RowError("confidence", f"{confidence} is not in [0, 1]")
             observation.confidence = confidence
@@ -145,7 +150,7 @@ def signal(row: Mapping[str, Any]) -> pb.Signal:
         values = row["values"]
         if isinstance(values, str):
             raise RowError("values", "expected a list of numbers")
-        out.sketch.CopyFrom(pb.Sketch(values=[_real({"values": v}, "values") for v in values]))
+        out.sketch.CopyFrom(pb.Sketch(values=[real({"values": v}, "values") for v in values]))
     else:
         raise RowError("events", "no measurement: give events and trials, n/sum/sum_sq, value, or values")
     return out

@@ -16,6 +16,10 @@ pub enum ContractCmd {
     Apply {
         #[arg(short = 'f', long = "file", value_parser = crate::cli::existing_file)]
         file: PathBuf,
+        /// Write nothing when the contract equals the gate's current one (a pipeline can
+        /// apply on every run without a new contract version each time).
+        #[arg(long)]
+        if_changed: bool,
     },
     /// Show a gate's contract.
     Get { gate: String },
@@ -28,11 +32,11 @@ pub enum ContractCmd {
 pub async fn contract(target: &Target, out: Output, cmd: ContractCmd) -> anyhow::Result<()> {
     let mut client = ContractsClient::new(connect(target).await?);
     match cmd {
-        ContractCmd::Apply { file } => {
+        ContractCmd::Apply { file, if_changed } => {
             let yaml = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
             let reply = client
-                .put_contract(pb::PutContractRequest { yaml })
+                .put_contract(pb::PutContractRequest { yaml, if_changed })
                 .await
                 .map_err(status_error)?
                 .into_inner();
@@ -40,9 +44,15 @@ pub async fn contract(target: &Target, out: Output, cmd: ContractCmd) -> anyhow:
                 reply.gate.clone(),
                 reply.contract_version.to_string(),
                 reply.gate_version.to_string(),
+                if reply.unchanged {
+                    "unchanged"
+                } else {
+                    "applied"
+                }
+                .to_string(),
             ];
-            out.print(&serde_json::json!({"gate": reply.gate, "contract_version": reply.contract_version, "gate_version": reply.gate_version}),
-                &["GATE", "CONTRACT VERSION", "GATE VERSION"], vec![row]);
+            out.print(&serde_json::json!({"gate": reply.gate, "contract_version": reply.contract_version, "gate_version": reply.gate_version, "unchanged": reply.unchanged}),
+                &["GATE", "CONTRACT VERSION", "GATE VERSION", "RESULT"], vec![row]);
         }
         ContractCmd::Get { gate } => {
             let reply = repeatable(
