@@ -11,6 +11,8 @@
 
 Helpers build signals from raw rows: `rampart.rates` (event counts), `rampart.moments` (a
 column of values), `rampart.observations` (scored reviews with confidence and topics).
+`rampart.plot(backtest, "review_sentiment", contract)` draws a metric against its baseline
+per window and the exposure over time (matplotlib: the `[plot]` extra).
 
 The stubs of `rampart.v1` (`rampart.v1.rampart_pb2`, `rampart_pb2_grpc`) are generated from
 the repository's `proto/` when the package is built.
@@ -18,6 +20,9 @@ the repository's `proto/` when the package is built.
 
 from rampart._client import Client, PushResult, RampartError, connect
 from rampart._helpers import moments, observations, rates
+from rampart._plot import exposure as plot_exposure
+from rampart._plot import metric as plot_metric
+from rampart._plot import plot
 from rampart._models import (
     Applied,
     Backtest,
@@ -52,5 +57,8 @@ __all__ = [
     "connect",
     "moments",
     "observations",
+    "plot",
+    "plot_exposure",
+    "plot_metric",
     "rates",
 ]

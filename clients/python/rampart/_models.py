@@ -87,6 +87,9 @@ class Decision:
     window_start: datetime | None
     window_end: datetime | None
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    #: Per cohort: exposure and status before and after (cohort, from_exposure, to_exposure,
+    #: from_status, to_status).
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def of(cls, d: pb.Decision) -> Decision:
@@ -102,6 +105,11 @@ class Decision:
             window_start=_time(d.window_start, d.HasField("window_start")),
             window_end=_time(d.window_end, d.HasField("window_end")),
             evidence=[MessageToDict(e, preserving_proto_field_name=True) for e in d.evidence],
+            changes=[
+                {"cohort": c.cohort, "from_exposure": c.from_exposure, "to_exposure": c.to_exposure,
+                 "from_status": c.from_status, "to_status": c.to_status}
+                for c in d.changes
+            ],
         )
 
     def _repr_html_(self) -> str:
@@ -155,45 +163,46 @@ class Evidence:
 
     @classmethod
     def rows(cls, d: pb.Decision) -> list[Evidence]:
-        out = []
-        for e in d.evidence:
-            interval = e.HasField("delta_interval")
-            detail = {
-                k: v
-                for k, v in MessageToDict(e, preserving_proto_field_name=True).items()
-                if k not in _EVIDENCE_COLUMNS and k not in ("window_start", "window_end", "delta_interval")
-            }
-            out.append(
-                cls(
-                    gate=d.gate,
-                    version=d.version,
-                    action=d.action,
-                    decided_by=d.decided_by,
-                    at=_time(d.at, d.HasField("at")),
-                    metric=e.metric,
-                    cohort=e.cohort,
-                    window_start=_time(e.window_start, e.HasField("window_start")),
-                    window_end=_time(e.window_end, e.HasField("window_end")),
-                    treatment=_optional(e, "treatment"),
-                    control=_optional(e, "control"),
-                    baseline=_optional(e, "baseline"),
-                    baseline_source=e.baseline_source,
-                    delta=_optional(e, "delta"),
-                    delta_low=e.delta_interval.low if interval else None,
-                    delta_high=e.delta_interval.high if interval else None,
-                    relative=_optional(e, "relative"),
-                    p_value=_optional(e, "p_value"),
-                    e_value=_optional(e, "e_value"),
-                    alpha=_optional(e, "alpha"),
-                    samples_treatment=e.samples_treatment,
-                    samples_control=e.samples_control,
-                    zone=e.zone,
-                    test=e.test,
-                    summary=e.summary,
-                    detail=detail,
-                )
-            )
-        return out
+        """One row per metric of a logged decision."""
+        at = _time(d.at, d.HasField("at"))
+        return [cls.of(e, d.gate, d.version, d.action, d.decided_by, at) for e in d.evidence]
+
+    @classmethod
+    def of(cls, e: pb.MetricEvidence, gate: str, version: int, action: str, decided_by: str, at: datetime | None) -> Evidence:
+        interval = e.HasField("delta_interval")
+        detail = {
+            k: v
+            for k, v in MessageToDict(e, preserving_proto_field_name=True).items()
+            if k not in _EVIDENCE_COLUMNS and k not in ("window_start", "window_end", "delta_interval")
+        }
+        return cls(
+            gate=gate,
+            version=version,
+            action=action,
+            decided_by=decided_by,
+            at=at,
+            metric=e.metric,
+            cohort=e.cohort,
+            window_start=_time(e.window_start, e.HasField("window_start")),
+            window_end=_time(e.window_end, e.HasField("window_end")),
+            treatment=_optional(e, "treatment"),
+            control=_optional(e, "control"),
+            baseline=_optional(e, "baseline"),
+            baseline_source=e.baseline_source,
+            delta=_optional(e, "delta"),
+            delta_low=e.delta_interval.low if interval else None,
+            delta_high=e.delta_interval.high if interval else None,
+            relative=_optional(e, "relative"),
+            p_value=_optional(e, "p_value"),
+            e_value=_optional(e, "e_value"),
+            alpha=_optional(e, "alpha"),
+            samples_treatment=e.samples_treatment,
+            samples_control=e.samples_control,
+            zone=e.zone,
+            test=e.test,
+            summary=e.summary,
+            detail=detail,
+        )
 
 
 @dataclass(frozen=True)
@@ -310,6 +319,9 @@ class Backtest:
     final_cohorts: list[Cohort]
     rejected: list[Any]
     report: dict[str, Any]
+    #: The decisions' evidence, one row per window, cohort and metric (`version` numbers the
+    #: decision from 1, `action` is its verdict).
+    evidence: Table[Evidence] = field(default_factory=Table)
 
     @classmethod
     def of(cls, r: pb.BacktestResponse, rejected: list[Any]) -> Backtest:
@@ -337,6 +349,11 @@ class Backtest:
             final_cohorts=[Cohort(c.cohort, c.exposure, c.stage, c.status) for c in r.final_cohorts],
             rejected=rejected,
             report=json.loads(r.report_json),
+            evidence=Table(
+                Evidence.of(e, r.gate, i, d.verdict, "backtest", _time(d.window_end, d.HasField("window_end")))
+                for i, d in enumerate(r.decisions, start=1)
+                for e in d.evidence
+            ),
         )
 
     def to_pandas(self) -> Any:

@@ -89,3 +89,13 @@ def test_bad_arguments_are_named() -> None:
     with pytest.raises(ValueError, match="row 0, column confidence"):
         rampart.observations([{"at": "2026-03-01T10:00:00Z", "arm": "treatment", "cohort": "c", "score": 1.0, "confidence": 1.5}],
                              gate="g", metric="s")
+
+
+def test_plot_thresholds_follow_the_contract_rules() -> None:
+    from rampart._plot import threshold
+
+    assert threshold({"absolute": 0.3}, "higher", 0.7) == pytest.approx(0.4)
+    assert threshold({"relative": "50%"}, "lower", 0.1) == pytest.approx(0.15)
+    assert threshold({"relative": 0.1}, "higher", 2.0) == pytest.approx(1.8)
+    assert threshold({"above": 0.05}, "lower", None) == 0.05
+    assert threshold({"absolute": 0.3}, "higher", None) is None
