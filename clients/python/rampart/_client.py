@@ -8,6 +8,7 @@ import getpass
 import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -135,6 +136,21 @@ class Client:
                 time.sleep(pause)
                 pause = min(pause * 2, 1.0)
 
+    def _to_leader(self) -> None:
+        """Makes the leader the current node when it is one of the endpoints, so writes are
+        not forwarded (one hop less per batch); otherwise leaves the current node."""
+        try:
+            status = self._call(rpc.AdminStub, "Status", pb.StatusRequest())
+        except RampartError:
+            return  # writes find the leader through whichever node answers
+        if not status.HasField("leader_id"):
+            return
+        addrs = {n.addr for n in status.nodes if n.id == status.leader_id}
+        for i, endpoint in enumerate(self.endpoints):
+            if _target(endpoint)[0] in addrs:
+                self._current = i
+                return
+
     # ---------- signals
 
     def push(
@@ -142,40 +158,46 @@ class Client:
         data: Any,
         *,
         batch_size: int = MAX_BATCH,
+        in_flight: int = 4,
         progress: bool | None = None,
     ) -> PushResult:
         """Pushes signal rows: a list of dicts, a pandas DataFrame, or the path of a
         JSON-lines file (the format of `rampart signal push`). Rows are checked here first;
         those that cannot be signals are reported (row, column, reason) and the rest sent in
-        batches of `batch_size`, each under a key derived from its position and content, so
-        running the same cell again counts nothing twice (with the same `batch_size`; the
-        cluster keeps keys 24 h). Batches are retried
-        across nodes until the cluster answers. `progress`: a tqdm bar (default: when there is
-        more than one batch and tqdm is installed)."""
+        batches of `batch_size`, `in_flight` at a time, each under a key derived from its
+        position and content, so running the same cell again counts nothing twice (with the
+        same `batch_size`; the cluster keeps keys 24 h). Batches are retried across nodes
+        until the cluster answers. `progress`: a tqdm bar (default: when there is more than
+        one batch and tqdm is installed)."""
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size: {batch_size} is not in [1, {MAX_BATCH}]")
-        good, rejected = _signals.prepare(data)
+        if in_flight < 1:
+            raise ValueError(f"in_flight: {in_flight} is not a positive number of batches")
+        total, makers, rejected = _signals.prepared_batches(data, batch_size)
         result = PushResult(rejected=rejected)
-        chunks = list(_signals.batches(good, batch_size))
-        bar = _progress(len(good), progress if progress is not None else len(chunks) > 1)
-        for position, chunk in enumerate(chunks):
-            request = pb.IngestRequest(
-                idempotency_key=_signals.idempotency_key(position, chunk),
-                signals=[s for _, s, _ in chunk],
-            )
-            answer = self._call(rpc.SignalsStub, "Ingest", request)
-            refused = {r.index for r in answer.rejected}
-            counted = len(chunk) - len(refused)
-            if answer.duplicate:
-                result.duplicates += counted
-            else:
-                result.accepted += counted
-            for r in answer.rejected:
-                position = chunk[r.index][0] if r.index < len(chunk) else r.index
-                column = r.field.split(".", 1)[1] if "." in r.field else r.field
-                result.rejected.append(_signals.RejectedRow(position, column, r.reason))
-            if bar is not None:
-                bar.update(len(chunk))
+        if total:
+            self._to_leader()
+        bar = _progress(total, progress if progress is not None else len(makers) > 1)
+
+        def send(numbered: tuple[int, Callable[[], _signals.Batch]]) -> tuple[_signals.Batch, Any]:
+            position, make = numbered
+            chunk = make()
+            return chunk, self._call(_SerializedIngest, "Ingest", _signals.request(position, chunk))
+
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            for chunk, answer in pool.map(send, enumerate(makers)):
+                refused = {r.index for r in answer.rejected}
+                counted = len(chunk) - len(refused)
+                if answer.duplicate:
+                    result.duplicates += counted
+                else:
+                    result.accepted += counted
+                for r in answer.rejected:
+                    row = chunk[r.index][0] if r.index < len(chunk) else r.index
+                    column = r.field.split(".", 1)[1] if "." in r.field else r.field
+                    result.rejected.append(_signals.RejectedRow(row, column, r.reason))
+                if bar is not None:
+                    bar.update(len(chunk))
         if bar is not None:
             bar.close()
         result.rejected.sort(key=lambda r: r.row)
@@ -293,6 +315,15 @@ class Client:
             position = good[r.index][0] if r.index < len(good) else r.index
             rejected.append(_signals.RejectedRow(position, r.field.rsplit(".", 1)[-1], r.reason))
         return models.Backtest.of(answer, rejected)
+
+
+class _SerializedIngest:
+    """`Signals/Ingest` for a request serialized already (`_signals.request`)."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.Ingest = channel.unary_unary(
+            "/rampart.v1.Signals/Ingest", request_serializer=None, response_deserializer=pb.IngestResponse.FromString
+        )
 
 
 def _progress(total: int, wanted: bool) -> Any:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -187,12 +188,10 @@ def received(row: Mapping[str, Any]) -> Timestamp | None:
     return None if _missing(row.get("received")) else _timestamp(row, "received")
 
 
-def prepare(data: Any) -> tuple[list[tuple[int, pb.Signal, Timestamp | None]], list[RejectedRow]]:
-    """The rows that are signals (with their positions and `received` times) and those that
-    are not."""
+def _checked(records: Iterable[tuple[int, Any]]) -> tuple[list[tuple[int, pb.Signal, Timestamp | None]], list[RejectedRow]]:
     good: list[tuple[int, pb.Signal, Timestamp | None]] = []
     bad: list[RejectedRow] = []
-    for position, row in rows(data):
+    for position, row in records:
         if not isinstance(row, Mapping):
             bad.append(RejectedRow(position, "row", f"expected a mapping, got {type(row).__name__}"))
             continue
@@ -206,6 +205,41 @@ def prepare(data: Any) -> tuple[list[tuple[int, pb.Signal, Timestamp | None]], l
     return good, bad
 
 
+def _fast(data: Any) -> tuple[Any, list[RejectedRow]] | None:
+    """A DataFrame of rate signals through the column checks (`_frames`), with the rows that
+    failed them checked one by one for their errors; None for data that path does not read,
+    or when a row it failed turns out to be a signal (then the row path decides it all)."""
+    if not (hasattr(data, "to_dict") and hasattr(data, "columns")):
+        return None
+    from rampart._frames import rate_frame
+
+    fast = rate_frame(data)
+    if fast is None:
+        return None
+    extra, bad = _checked(zip(fast.failed, data.iloc[fast.failed].to_dict(orient="records")))
+    return (fast, bad) if not extra else None
+
+
+def prepare(data: Any) -> tuple[list[tuple[int, pb.Signal, Timestamp | None]], list[RejectedRow]]:
+    """The rows that are signals (with their positions and `received` times) and those that
+    are not."""
+    fast = _fast(data)
+    if fast is not None:
+        return fast[0].signals(0, len(fast[0])), fast[1]
+    return _checked(rows(data))
+
+
+def prepared_batches(data: Any, size: int) -> tuple[int, list[Callable[[], Batch]], list[RejectedRow]]:
+    """As `prepare`, the signals in batches of `size`: how many signals, one function per
+    batch that builds it (a DataFrame's batches are built when sent), and the rejected rows."""
+    fast = _fast(data)
+    if fast is not None:
+        frame, bad = fast
+        return len(frame), [partial(frame.signals, i, i + size) for i in range(0, len(frame), size)], bad
+    good, bad = _checked(rows(data))
+    return len(good), [partial(lambda b: b, b) for b in batches(good, size)], bad
+
+
 Batch = list[tuple[int, pb.Signal, Timestamp | None]]
 
 
@@ -214,13 +248,14 @@ def batches(signals: Batch, size: int) -> Iterable[Batch]:
         yield signals[start : start + size]
 
 
-def idempotency_key(position: int, batch: Batch) -> str:
-    """A key from the batch's position in its push and its content: the same rows pushed again
-    get the same keys, and two equal batches of one push (equal rows repeat in aggregates)
-    different ones."""
+def request(position: int, batch: Batch) -> bytes:
+    """The batch as a serialized `IngestRequest` under a key from its position in its push
+    and its content: the same rows pushed again get the same keys, and two equal batches of
+    one push (equal rows repeat in aggregates) different ones. Serialized once, here: the key
+    hashes the same bytes that are sent."""
+    body = pb.IngestRequest(signals=[s for _, s, _ in batch]).SerializeToString(deterministic=True)
     digest = hashlib.sha256(position.to_bytes(8, "big"))
-    for _, s, _ in batch:
-        encoded = s.SerializeToString(deterministic=True)
-        digest.update(len(encoded).to_bytes(4, "big"))
-        digest.update(encoded)
-    return f"py-{digest.hexdigest()[:40]}"
+    digest.update(body)
+    key = f"py-{digest.hexdigest()[:40]}".encode()
+    # Field 1 (idempotency_key) before the signals: a message's fields may be concatenated.
+    return b"\x0a" + bytes([len(key)]) + key + body
