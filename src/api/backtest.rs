@@ -143,13 +143,13 @@ fn response(report: &BacktestReport, rejected: Vec<pb::Rejection>) -> pb::Backte
 pub async fn backtest(request: Request<pb::BacktestRequest>) -> ApiResult<pb::BacktestResponse> {
     authorize(&request, Role::Reader, "backtesting a contract")?;
     let request = request.into_inner();
-    if request.yaml.len() > super::contracts::MAX_CONTRACT_BYTES {
+    if request.yaml.len() > super::MAX_CONTRACT_BYTES {
         return Err(ApiError::invalid(
             "yaml",
             format!(
                 "{} bytes; at most {}",
                 request.yaml.len(),
-                super::contracts::MAX_CONTRACT_BYTES
+                super::MAX_CONTRACT_BYTES
             ),
         )
         .into());

@@ -5,16 +5,13 @@ use tonic::{Request, Response, Status};
 
 use super::convert::gate_key;
 use super::error::{ApiError, ApiResult};
-use super::Api;
+use super::{Api, MAX_CONTRACT_BYTES};
 use crate::auth::{authorize, Role};
 use crate::engine::Contract;
 use crate::node::NodeError;
 use crate::proto::v1 as pb;
 use crate::proto::v1::contracts_server::Contracts;
 use crate::state::{Command, Gate, Response as SmResponse};
-
-/// Largest contract text accepted.
-pub const MAX_CONTRACT_BYTES: usize = 256 * 1024;
 
 fn info(g: &Gate) -> Result<pb::ContractInfo, Status> {
     let yaml = serde_yaml::to_string(&g.contract).map_err(|e| Status::internal(e.to_string()))?;

@@ -43,6 +43,9 @@ use crate::proto::v1::overrides_server::OverridesServer;
 use crate::proto::v1::signals_server::SignalsServer;
 use crate::tls::ServerTls;
 
+/// Largest contract text accepted (PutContract, Backtest).
+pub const MAX_CONTRACT_BYTES: usize = 256 * 1024;
+
 /// Largest request a client may send (the ingest batch limit applies inside it).
 pub const MAX_REQUEST_BYTES: usize = 8 * 1024 * 1024;
 

@@ -18,14 +18,13 @@ import grpc
 from rampart import _models as models
 from rampart import _signals
 from rampart._contracts import Contracts, contract_text
+from rampart._transport import RETRYABLE, RampartError
 from rampart._watch import Watch
 from rampart.v1 import rampart_pb2 as pb
 from rampart.v1 import rampart_pb2_grpc as rpc
 
 T = TypeVar("T")
 
-#: Codes worth another try on another node: the node is down, has no leader or is too slow.
-RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 #: Most signals the server takes in one batch (its `max_batch_signals` default).
 MAX_BATCH = 1000
 #: Override kinds, as `override` takes them.
@@ -40,16 +39,6 @@ OVERRIDE_KINDS = {
 #: Keepalive pings on every channel, so a watch notices a node that vanished without a word
 #: (a partition, a host gone) within about half a minute.
 CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000)]
-
-
-class RampartError(RuntimeError):
-    """A call the cluster refused or could not answer: the status code and its message (for
-    a bad field, the message starts with the field's name)."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass

@@ -12,7 +12,7 @@ from rampart.v1 import rampart_pb2 as pb
 from rampart.v1 import rampart_pb2_grpc as rpc
 
 if TYPE_CHECKING:
-    from rampart._client import Client
+    from rampart._transport import Transport
 
 
 def contract_text(contract: str | Path | Mapping[str, Any]) -> str:
@@ -33,7 +33,7 @@ def _info(c: pb.ContractInfo) -> models.ContractInfo:
 class Contracts:
     """The cluster's contracts (`client.contract`)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Transport) -> None:
         self._client = client
 
     def apply(self, contract: str | Path | Mapping[str, Any]) -> models.Applied:
@@ -57,5 +57,5 @@ class Contracts:
     def delete(self, gate: str) -> int:
         """Deletes the gate's contract (its decision log stays); the gate's version after it.
         Not retried: a lost answer raises, and the next `get` says whether it went."""
-        answer = self._client._call(rpc.ContractsStub, "DeleteContract", pb.DeleteContractRequest(gate=gate), retry=False)
+        answer = self._client._call(rpc.ContractsStub, "DeleteContract", pb.DeleteContractRequest(gate=gate), retry=())
         return int(answer.gate_version)

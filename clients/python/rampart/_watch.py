@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 import grpc
 
 from rampart import _models as models
+from rampart._transport import RETRYABLE, RampartError
 from rampart.v1 import rampart_pb2 as pb
 from rampart.v1 import rampart_pb2_grpc as rpc
 
 if TYPE_CHECKING:
-    from rampart._client import Client
+    from rampart._transport import Transport
 
 Event = models.Gate | models.Decision
 
@@ -28,7 +29,7 @@ class Watch(Iterator[Event]):
     events. Reconnects to the next node on failure, patient for the client's `patience_s`
     after the last event or connection; `close()` (from any thread) ends it."""
 
-    def __init__(self, client: Client, gates: Sequence[str], after_version: Mapping[str, int] | None) -> None:
+    def __init__(self, client: Transport, gates: Sequence[str], after_version: Mapping[str, int] | None) -> None:
         if not gates:
             raise ValueError("gates: name at least one gate to watch")
         self._client = client
@@ -59,8 +60,6 @@ class Watch(Iterator[Event]):
             self._stream = stub.Watch(request, metadata=self._client._metadata)
 
     def __next__(self) -> Event:
-        from rampart._client import RETRYABLE, RampartError
-
         deadline: float | None = None  # set by the first failure of this outage
         pause = 0.05
         while True:
