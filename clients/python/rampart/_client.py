@@ -17,8 +17,8 @@ import grpc
 
 from rampart import _models as models
 from rampart import _signals
-from rampart._contracts import Contracts, contract_text
-from rampart._transport import RETRYABLE, RampartError
+from rampart._contracts import Contracts, backtest_request, backtest_result
+from rampart._transport import RETRYABLE, Nodes, RampartError, SerializedIngest, check_push, leader_index, settings
 from rampart._watch import Watch
 from rampart.v1 import rampart_pb2 as pb
 from rampart.v1 import rampart_pb2_grpc as rpc
@@ -36,9 +36,6 @@ OVERRIDE_KINDS = {
     "kill": pb.KILL,
     "set_exposure": pb.SET_EXPOSURE,
 }
-#: Keepalive pings on every channel, so a watch notices a node that vanished without a word
-#: (a partition, a host gone) within about half a minute.
-CHANNEL_OPTIONS = [("grpc.keepalive_time_ms", 20_000), ("grpc.keepalive_timeout_ms", 10_000)]
 
 
 @dataclass
@@ -50,47 +47,31 @@ class PushResult:
     duplicates: int = 0
     rejected: list[_signals.RejectedRow] = field(default_factory=list)
 
+    def add(self, chunk: _signals.Batch, answer: pb.IngestResponse) -> None:
+        """Counts a batch's answer; the cluster's rejections name the rows they came from."""
+        counted = len(chunk) - len({r.index for r in answer.rejected})
+        if answer.duplicate:
+            self.duplicates += counted
+        else:
+            self.accepted += counted
+        for r in answer.rejected:
+            row = chunk[r.index][0] if r.index < len(chunk) else r.index
+            column = r.field.split(".", 1)[1] if "." in r.field else r.field
+            self.rejected.append(_signals.RejectedRow(row, column, r.reason))
+
     def _repr_html_(self) -> str:
         return models.html_table(
             [{"accepted": self.accepted, "duplicates": self.duplicates, "rejected": len(self.rejected)}]
         )
 
 
-def _target(endpoint: str) -> tuple[str, bool]:
-    """`host:port` and whether it is TLS, from an endpoint as the CLI takes it."""
-    if endpoint.startswith("https://"):
-        return endpoint[len("https://") :].rstrip("/"), True
-    return endpoint.removeprefix("http://").rstrip("/"), False
-
-
-class Client:
+class Client(Nodes):
     """A connection to a rampart cluster. Use `rampart.connect()`."""
 
-    def __init__(
-        self,
-        endpoints: Sequence[str],
-        token: str | None = None,
-        credentials: grpc.ChannelCredentials | None = None,
-        patience_s: float = 20.0,
-        timeout_s: float = 10.0,
-    ) -> None:
-        if not endpoints:
-            raise ValueError("endpoints: name at least one node")
-        self.endpoints = list(endpoints)
-        self.patience_s = patience_s
-        self.timeout_s = timeout_s
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self._channels: list[grpc.Channel] = []
-        for e in self.endpoints:
-            target, tls = _target(e)
-            if tls or credentials is not None:
-                creds = credentials or grpc.ssl_channel_credentials()
-                self._channels.append(grpc.secure_channel(target, creds, options=CHANNEL_OPTIONS))
-            else:
-                self._channels.append(grpc.insecure_channel(target, options=CHANNEL_OPTIONS))
-        self._current = 0
-        #: Contracts: `client.contract.apply(yaml_or_dict)`, `.get(gate)`, `.list()`, `.delete(gate)`.
-        self.contract = Contracts(self)
+    @property
+    def contract(self) -> Contracts:
+        """Contracts: `client.contract.apply(yaml_or_dict)`, `.get(gate)`, `.list()`, `.delete(gate)`."""
+        return Contracts(self)
 
     def close(self) -> None:
         for c in self._channels:
@@ -132,13 +113,9 @@ class Client:
             status = self._call(rpc.AdminStub, "Status", pb.StatusRequest())
         except RampartError:
             return  # writes find the leader through whichever node answers
-        if not status.HasField("leader_id"):
-            return
-        addrs = {n.addr for n in status.nodes if n.id == status.leader_id}
-        for i, endpoint in enumerate(self.endpoints):
-            if _target(endpoint)[0] in addrs:
-                self._current = i
-                return
+        leader = leader_index(status, self.endpoints)
+        if leader is not None:
+            self._current = leader
 
     # ---------- signals
 
@@ -158,10 +135,7 @@ class Client:
         same `batch_size`; the cluster keeps keys 24 h). Batches are retried across nodes
         until the cluster answers. `progress`: a tqdm bar (default: when there is more than
         one batch and tqdm is installed)."""
-        if not 1 <= batch_size <= MAX_BATCH:
-            raise ValueError(f"batch_size: {batch_size} is not in [1, {MAX_BATCH}]")
-        if in_flight < 1:
-            raise ValueError(f"in_flight: {in_flight} is not a positive number of batches")
+        check_push(batch_size, in_flight, MAX_BATCH)
         total, makers, rejected = _signals.prepared_batches(data, batch_size)
         result = PushResult(rejected=rejected)
         if total:
@@ -171,20 +145,11 @@ class Client:
         def send(numbered: tuple[int, Callable[[], _signals.Batch]]) -> tuple[_signals.Batch, Any]:
             position, make = numbered
             chunk = make()
-            return chunk, self._call(_SerializedIngest, "Ingest", _signals.request(position, chunk))
+            return chunk, self._call(SerializedIngest, "Ingest", _signals.request(position, chunk))
 
         with ThreadPoolExecutor(max_workers=in_flight) as pool:
             for chunk, answer in pool.map(send, enumerate(makers)):
-                refused = {r.index for r in answer.rejected}
-                counted = len(chunk) - len(refused)
-                if answer.duplicate:
-                    result.duplicates += counted
-                else:
-                    result.accepted += counted
-                for r in answer.rejected:
-                    row = chunk[r.index][0] if r.index < len(chunk) else r.index
-                    column = r.field.split(".", 1)[1] if "." in r.field else r.field
-                    result.rejected.append(_signals.RejectedRow(row, column, r.reason))
+                result.add(chunk, answer)
                 if bar is not None:
                     bar.update(len(chunk))
         if bar is not None:
@@ -296,23 +261,8 @@ class Client:
         """Replays `signals` (rows as `push` takes them) against `contract` (its YAML text, a
         `Path` to it, or a dict) with the cluster's engine; nothing is stored. Rows that cannot be
         signals are in the result's `rejected`."""
-        yaml = contract_text(contract)
-        good, rejected = _signals.prepare(signals)
-        request = pb.BacktestRequest(yaml=yaml, arrivals=[pb.BacktestArrival(signal=s, received=r) for _, s, r in good])
-        answer = self._call(rpc.ContractsStub, "Backtest", request)
-        for r in answer.rejected:
-            position = good[r.index][0] if r.index < len(good) else r.index
-            rejected.append(_signals.RejectedRow(position, r.field.rsplit(".", 1)[-1], r.reason))
-        return models.Backtest.of(answer, rejected)
-
-
-class _SerializedIngest:
-    """`Signals/Ingest` for a request serialized already (`_signals.request`)."""
-
-    def __init__(self, channel: grpc.Channel) -> None:
-        self.Ingest = channel.unary_unary(
-            "/rampart.v1.Signals/Ingest", request_serializer=None, response_deserializer=pb.IngestResponse.FromString
-        )
+        request, good, rejected = backtest_request(contract, signals)
+        return backtest_result(self._call(rpc.ContractsStub, "Backtest", request), good, rejected)
 
 
 def _progress(total: int, wanted: bool) -> Any:
@@ -335,16 +285,5 @@ def connect(
     """A client of the cluster at `endpoints` (a list, or a comma-separated string; default
     `RAMPART_ENDPOINT`, else 127.0.0.1:7101), with `token` (default `RAMPART_TOKEN`) and, for
     a cluster serving mutual TLS, `ca`, `cert` and `key` (default `RAMPART_CA/CERT/KEY`)."""
-    if endpoints is None:
-        endpoints = os.environ.get("RAMPART_ENDPOINT", "127.0.0.1:7101")
-    if isinstance(endpoints, str):
-        endpoints = [e.strip() for e in endpoints.split(",") if e.strip()]
-    token = token if token is not None else os.environ.get("RAMPART_TOKEN")
-    files = [f if f is not None else os.environ.get(f"RAMPART_{n}") for f, n in ((ca, "CA"), (cert, "CERT"), (key, "KEY"))]
-    credentials = None
-    if any(files):
-        if not all(files):
-            raise ValueError("ca, cert, key: give all three (or none)")
-        ca_pem, cert_pem, key_pem = (Path(f).read_bytes() for f in files)  # type: ignore[arg-type]
-        credentials = grpc.ssl_channel_credentials(ca_pem, key_pem, cert_pem)
+    endpoints, token, credentials = settings(endpoints, token, ca, cert, key)
     return Client(endpoints, token=token, credentials=credentials)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rampart import _models as models
+from rampart import _signals
 from rampart.v1 import rampart_pb2 as pb
 from rampart.v1 import rampart_pb2_grpc as rpc
 
@@ -24,6 +25,24 @@ def contract_text(contract: str | Path | Mapping[str, Any]) -> str:
     if isinstance(contract, str):
         return contract
     raise TypeError(f"contract: expected YAML text, a Path or a dict, got {type(contract).__name__}")
+
+
+def backtest_request(contract: str | Path | Mapping[str, Any], signals: Any) -> tuple[pb.BacktestRequest, Any, list[Any]]:
+    """The Backtest request of a contract and signal rows, the rows that are signals and those
+    that are not (for `backtest_result`)."""
+    good, rejected = _signals.prepare(signals)
+    request = pb.BacktestRequest(
+        yaml=contract_text(contract), arrivals=[pb.BacktestArrival(signal=s, received=r) for _, s, r in good]
+    )
+    return request, good, rejected
+
+
+def backtest_result(answer: pb.BacktestResponse, good: Any, rejected: list[Any]) -> models.Backtest:
+    """The report, the cluster's rejections named by the rows they came from."""
+    for r in answer.rejected:
+        position = good[r.index][0] if r.index < len(good) else r.index
+        rejected.append(_signals.RejectedRow(position, r.field.rsplit(".", 1)[-1], r.reason))
+    return models.Backtest.of(answer, rejected)
 
 
 def _info(c: pb.ContractInfo) -> models.ContractInfo:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -24,10 +24,18 @@ if TYPE_CHECKING:
 Event = models.Gate | models.Decision
 
 
-class Watch(Iterator[Event]):
-    """An iterator of `Gate` (a gate's state, first for each gate not resumed) and `Decision`
-    events. Reconnects to the next node on failure, patient for the client's `patience_s`
-    after the last event or connection; `close()` (from any thread) ends it."""
+def event(message: pb.WatchEvent, versions: dict[str, int]) -> Event:
+    """A watch event as a `Gate` or a `Decision`, its version noted in `versions`."""
+    if message.HasField("state"):
+        versions[message.state.gate] = message.state.version
+        return models.Gate.of(message.state)
+    versions[message.decision.gate] = message.decision.version
+    return models.Decision.of(message.decision)
+
+
+class Resumable:
+    """What a watch keeps to resume: its gates, the last version it yielded of each, the node
+    it reads from and how often it moved."""
 
     def __init__(self, client: Transport, gates: Sequence[str], after_version: Mapping[str, int] | None) -> None:
         if not gates:
@@ -37,9 +45,8 @@ class Watch(Iterator[Event]):
         #: The last version handed out per gate: where a reconnect resumes.
         self.versions: dict[str, int] = dict(after_version or {})
         self._node = client._current
-        self._stream: grpc.Future | None = None
+        self._stream: Any = None
         self._closed = False
-        self._lock = threading.Lock()
         #: How often the watch reconnected.
         self.reconnects = 0
 
@@ -48,16 +55,41 @@ class Watch(Iterator[Event]):
         """The node the watch reads from now."""
         return self._client.endpoints[self._node]
 
+    def _start(self) -> Any:
+        """The Watch call on the current node, resuming after `versions`."""
+        request = pb.WatchRequest(gates=self._gates, after_version=self.versions)
+        return rpc.GatesStub(self._client._channels[self._node]).Watch(request, metadata=self._client._metadata)
+
+    def _move_on(self, deadline: float | None) -> float:
+        """After a failure: the next node, and the outage's deadline (set by its first
+        failure); past it, `RampartError`."""
+        now = time.monotonic()
+        deadline = deadline if deadline is not None else now + self._client.patience_s
+        if now > deadline:
+            raise RampartError(grpc.StatusCode.UNAVAILABLE, f"no node resumed the watch within {self._client.patience_s} s")
+        self._stream = None
+        self._node = (self._node + 1) % len(self._client._channels)
+        self.reconnects += 1
+        return deadline
+
+
+class Watch(Resumable, Iterator[Event]):
+    """An iterator of `Gate` (a gate's state, first for each gate not resumed) and `Decision`
+    events. Reconnects to the next node on failure, patient for the client's `patience_s`
+    after the last event or connection; `close()` (from any thread) ends it."""
+
+    def __init__(self, client: Transport, gates: Sequence[str], after_version: Mapping[str, int] | None) -> None:
+        super().__init__(client, gates, after_version)
+        self._lock = threading.Lock()
+
     def __iter__(self) -> Watch:
         return self
 
     def _open(self) -> None:
-        request = pb.WatchRequest(gates=self._gates, after_version=self.versions)
-        stub = rpc.GatesStub(self._client._channels[self._node])
         with self._lock:
             if self._closed:
                 raise StopIteration
-            self._stream = stub.Watch(request, metadata=self._client._metadata)
+            self._stream = self._start()
 
     def __next__(self) -> Event:
         deadline: float | None = None  # set by the first failure of this outage
@@ -77,22 +109,12 @@ class Watch(Iterator[Event]):
                     raise StopIteration from None
                 if code not in RETRYABLE:
                     raise RampartError(code, e.details() or "") from None  # type: ignore[attr-defined]
-            now = time.monotonic()
-            deadline = deadline if deadline is not None else now + self._client.patience_s
-            if now > deadline:
-                raise RampartError(grpc.StatusCode.UNAVAILABLE, f"no node resumed the watch within {self._client.patience_s} s")
-            self._stream = None
-            self._node = (self._node + 1) % len(self._client._channels)
-            self.reconnects += 1
+            deadline = self._move_on(deadline)
             time.sleep(pause)
             pause = min(pause * 2, 1.0)
 
     def _event(self, message: pb.WatchEvent) -> Event:
-        if message.HasField("state"):
-            self.versions[message.state.gate] = message.state.version
-            return models.Gate.of(message.state)
-        self.versions[message.decision.gate] = message.decision.version
-        return models.Decision.of(message.decision)
+        return event(message, self.versions)
 
     def close(self) -> None:
         """Ends the watch; an iteration waiting in another thread stops."""
