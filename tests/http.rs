@@ -95,15 +95,11 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     let two = json!({"variants": {"treatment": "new", "fallback": "old"}, "ladder": [10, 100],
         "window": "1h", "stage_min_duration": "1h", "cohorts": ["mobile", "desktop"],
         "metrics": [{"name": "error_rate", "kind": "rate", "better": "lower", "guardrail": true, "kill": {"above": 0.05}}]});
-    let (status, body) = json_of(
-        client
-            .put(url(&cluster, follower, "/v1/contracts/two"))
-            .json(&two)
-            .send()
-            .await
-            .expect("PUT"),
-    )
-    .await;
+    let put_two = |path: &'static str| {
+        let request = client.put(url(&cluster, follower, path)).json(&two);
+        async move { json_of(request.send().await.expect("PUT")).await }
+    };
+    let (status, body) = put_two("/v1/contracts/two").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body) = get(&client, &url(&cluster, follower, "/v1/contracts/two")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -116,37 +112,20 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     );
     let version = body["contract_version"].clone();
     // `?if_changed=true`: the same contract again writes nothing; a bad flag names itself.
-    for (query, unchanged) in [("?if_changed=true", true), ("?if_changed=false", false)] {
-        let (status, body) = json_of(
-            client
-                .put(url(
-                    &cluster,
-                    follower,
-                    &format!("/v1/contracts/two{query}"),
-                ))
-                .json(&two)
-                .send()
-                .await
-                .expect("PUT"),
-        )
-        .await;
+    for (path, unchanged) in [
+        ("/v1/contracts/two?if_changed=true", true),
+        ("/v1/contracts/two?if_changed=false", false),
+    ] {
+        let (status, body) = put_two(path).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["unchanged"], unchanged, "{query}: {body}");
+        assert_eq!(body["unchanged"], unchanged, "{path}: {body}");
         assert_eq!(
             body["contract_version"] == version,
             unchanged,
-            "{query}: {body}"
+            "{path}: {body}"
         );
     }
-    let (status, body) = json_of(
-        client
-            .put(url(&cluster, follower, "/v1/contracts/two?if_changed=yes"))
-            .json(&two)
-            .send()
-            .await
-            .expect("PUT"),
-    )
-    .await;
+    let (status, body) = put_two("/v1/contracts/two?if_changed=yes").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["field"], "if_changed", "{body}");
     // An invalid contract names its field.

@@ -69,13 +69,10 @@ def threshold(rule: Mapping[str, Any], better: str, baseline: float | None) -> f
 def _evidence(result: Any) -> list[models.Evidence]:
     if isinstance(result, models.Backtest):
         return list(result.evidence)
-    if isinstance(result, Iterable):
-        rows: list[models.Evidence] = []
-        for item in result:
-            if isinstance(item, models.Evidence):
-                rows.append(item)
-        return rows
-    raise TypeError("plot takes a Backtest, or client.evidence(gate)")
+    rows = list(result) if isinstance(result, Iterable) else None
+    if rows is None or not all(isinstance(item, models.Evidence) for item in rows):
+        raise TypeError("plot takes a Backtest, or client.evidence(gate)")
+    return rows
 
 
 def metric(

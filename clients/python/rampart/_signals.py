@@ -237,7 +237,7 @@ def prepared_batches(data: Any, size: int) -> tuple[int, list[Callable[[], Batch
         frame, bad = fast
         return len(frame), [partial(frame.signals, i, i + size) for i in range(0, len(frame), size)], bad
     good, bad = _checked(rows(data))
-    return len(good), [partial(lambda b: b, b) for b in batches(good, size)], bad
+    return len(good), [partial(list, b) for b in batches(good, size)], bad
 
 
 Batch = list[tuple[int, pb.Signal, Timestamp | None]]
