@@ -10,6 +10,7 @@
 //! loadgen echo     ENDPOINTS CONCURRENCY SECONDS
 //! loadgen echo-serve ADDR
 //! loadgen decision ENDPOINTS TRIALS
+//! loadgen acks     ENDPOINTS CONCURRENCY SECONDS
 //! ```
 //! `evaluate`: `rampart.v1.Gates/Evaluate` of the gate `bench` for a new unit each call.
 //! `ofrep`: the same question as OFREP, `POST /ofrep/v1/evaluate/flags/bench` over HTTP/1.1
@@ -20,6 +21,9 @@
 //! `decision`: per trial, a fresh gate with 1s windows; a watch on the last endpoint; one
 //! breaching batch through the first; the time from its acknowledgement to the rollback
 //! decision arriving on the watch, and from the window's close (end + grace) to it.
+//! `acks`: one signal per request like `ingest`, but a worker whose call fails moves on to the
+//! next endpoint (after 5 ms) as a client failing over would; prints every millisecond
+//! (epoch) in which a write was acknowledged, for `bench/failover.sh` to time kills against.
 //! `http`: the same batches as `ingest` (the same signals, one batch per request, one request
 //! in flight per worker) as JSON lines POSTed to `/v1/signals` of the nodes' HTTP listeners
 //! (HTTP/1.1, a kept-alive connection per worker); a batch counts once answered 200 with every
@@ -233,6 +237,57 @@ async fn decision_latency(endpoints: &[String], trials: usize) -> anyhow::Result
     Ok(())
 }
 
+/// Writes one signal per request from `concurrency` workers for `seconds`, each moving to the
+/// next endpoint when a call fails; prints the epoch milliseconds in which writes were acked.
+async fn acks(endpoints: &[String], concurrency: usize, seconds: u64) -> anyhow::Result<()> {
+    let mut channels = Vec::new();
+    for e in endpoints {
+        // Lazily: a node that is down when this starts is tried again on every call.
+        channels.push(rampart::consensus::network::endpoint(e, None)?.connect_lazy());
+    }
+    let channels = Arc::new(channels);
+    let run = std::process::id();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut workers = Vec::new();
+    for w in 0..concurrency {
+        let channels = channels.clone();
+        workers.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            let mut at_node = w % channels.len();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let request = pb::IngestRequest {
+                    idempotency_key: format!("{run}-a{w}-{n}"),
+                    signals: vec![signal(rampart::node::wall_clock_ms(), n)],
+                };
+                let mut call = tonic::Request::new(request);
+                call.set_timeout(Duration::from_secs(1));
+                match SignalsClient::new(channels[at_node].clone())
+                    .ingest(call)
+                    .await
+                {
+                    Ok(_) => acked.push(rampart::node::wall_clock_ms()),
+                    Err(_) => {
+                        at_node = (at_node + 1) % channels.len();
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
+            }
+            acked
+        }));
+    }
+    let mut all = std::collections::BTreeSet::new();
+    for w in workers {
+        all.extend(w.await?);
+    }
+    println!(
+        "{}",
+        serde_json::json!({"mode": "acks", "concurrency": concurrency, "acked_ms": all})
+    );
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -259,6 +314,14 @@ async fn main() -> anyhow::Result<()> {
             "usage: loadgen decision ENDPOINTS TRIALS"
         );
         return decision_latency(&endpoints, trials).await;
+    }
+    if args.get(1).map(String::as_str) == Some("acks") {
+        anyhow::ensure!(
+            args.len() == 5,
+            "usage: loadgen acks ENDPOINTS CONCURRENCY SECONDS"
+        );
+        let endpoints: Vec<String> = args[2].split(',').map(str::to_owned).collect();
+        return acks(&endpoints, args[3].parse()?, args[4].parse()?).await;
     }
     anyhow::ensure!(
         args.len() >= 5,

@@ -54,11 +54,12 @@ pub struct Timing {
     /// Leader heartbeat interval, ms (heartbeat_ms; default 100).
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,
-    /// Shortest election timeout, ms; more than twice the heartbeat (election_timeout_min_ms;
-    /// default 500).
+    /// Shortest election timeout, ms; more than twice the heartbeat; the spread up to the
+    /// longest keeps candidates apart (election_timeout_min_ms; default 500).
     #[arg(long)]
     pub election_timeout_min_ms: Option<u64>,
-    /// Longest election timeout, ms (election_timeout_max_ms; default 1000).
+    /// Longest election timeout, ms: also the leader lease, for which a voter that heard from
+    /// a leader refuses votes (election_timeout_max_ms; default 1000).
     #[arg(long)]
     pub election_timeout_max_ms: Option<u64>,
     /// Build a snapshot after this many log entries (snapshot_every; default 20000).

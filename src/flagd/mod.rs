@@ -55,7 +55,7 @@ impl Availability {
                 "this node's raft core stopped; ask another node".into(),
             ));
         }
-        if self.node.raft.metrics().borrow().current_leader.is_some() {
+        if self.node.leader_id().is_some() {
             return Ok(());
         }
         let last = *self
@@ -84,7 +84,7 @@ impl Availability {
         tokio::spawn(async move {
             let mut shutdown = node.shutdown_signal();
             loop {
-                if node.raft.metrics().borrow().current_leader.is_some() {
+                if node.leader_id().is_some() {
                     *last_leader
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());

@@ -204,7 +204,7 @@ fn state_registry(node: &Node) -> Registry {
         &mut r,
         "rampart_server_has_leader",
         "Whether this node knows a leader (1) or not (0)",
-        i64::from(m.current_leader.is_some()),
+        i64::from(node.leader_id().is_some()),
     );
     gauge(
         &mut r,

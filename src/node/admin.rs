@@ -227,8 +227,9 @@ impl Node {
         let mut leader_view: Option<(u64, BTreeMap<NodeId, u64>)> = None;
         let mut cluster_time = None;
         let mut time_limit = String::new();
+        let leader = self.leader_id();
         for (id, node) in membership.nodes() {
-            let role = if m.current_leader == Some(*id) {
+            let role = if leader == Some(*id) {
                 "leader"
             } else if voters.contains(id) {
                 "follower"
@@ -258,7 +259,7 @@ impl Node {
                     if r.wall_ms > 0 {
                         view.clock_offset_ms = Some(r.wall_ms - before / 2 - after / 2);
                     }
-                    if m.current_leader == Some(*id) {
+                    if leader == Some(*id) {
                         cluster_time = Some(r.cluster_time_ms);
                         time_limit.clone_from(&r.time_limit);
                     }
@@ -266,7 +267,7 @@ impl Node {
                     view.term = r.term;
                     view.last_log_index = r.last_log_index;
                     view.applied_index = r.applied_index;
-                    if m.current_leader == Some(*id) && *id != self.id {
+                    if leader == Some(*id) && *id != self.id {
                         leader_view = Some((r.last_log_index, r.matched.into_iter().collect()));
                     }
                 }
@@ -275,7 +276,7 @@ impl Node {
         }
         if let Some((last, matched)) = leader_view {
             for view in &mut nodes {
-                if m.current_leader == Some(view.id) {
+                if leader == Some(view.id) {
                     view.lag = Some(0);
                 } else {
                     view.matched_index = matched.get(&view.id).copied();
@@ -297,7 +298,7 @@ impl Node {
             clock_skew: skewed,
             time_limit,
             max_clock_skew_ms: max_skew,
-            leader: m.current_leader,
+            leader,
             term: m.current_term,
             voters,
             learners,

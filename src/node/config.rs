@@ -262,6 +262,9 @@ impl NodeConfig {
             // Logs kept behind a snapshot, for followers a little behind; fewer when snapshots are frequent.
             max_in_snapshot_log_to_keep: self.snapshot_every.min(500),
             max_payload_entries: 256,
+            // Elections are started by `crate::node::candidacy` after a pre-vote, never by
+            // openraft's own timer (which would let a cut-off node raise the term).
+            enable_elect: false,
             ..Default::default()
         };
         config.validate().map_err(|e| ConfigError {

@@ -73,11 +73,19 @@ pub struct NotifyLabels {
     pub outcome: &'static str,
 }
 
+/// How a pre-vote round this node ran ended: `won` (a quorum granted it; the node
+/// campaigned) or `lost` (it did not campaign; see `node::candidacy`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PreVoteLabels {
+    pub outcome: &'static str,
+}
+
 /// A node's counters, gauges and histograms, registered once at start.
 #[derive(Debug)]
 pub struct NodeMetrics {
     registry: Registry,
     pub leader_changes: Counter,
+    pub pre_votes: Family<PreVoteLabels, Counter>,
     pub proposals_failed: Counter,
     pub proposals_pending: Gauge,
     pub signals_accepted: Counter,
@@ -109,6 +117,7 @@ impl NodeMetrics {
         let metrics = NodeMetrics {
             registry: Registry::default(),
             leader_changes: Counter::default(),
+            pre_votes: Family::default(),
             proposals_failed: Counter::default(),
             proposals_pending: Gauge::default(),
             signals_accepted: Counter::default(),
@@ -130,6 +139,11 @@ impl NodeMetrics {
             "rampart_server_leader_changes_seen",
             "Leader changes this node has seen",
             metrics.leader_changes.clone(),
+        );
+        r.register(
+            "rampart_server_pre_votes",
+            "Pre-vote rounds this node ran, by outcome (won: it campaigned; lost: it did not)",
+            metrics.pre_votes.clone(),
         );
         r.register(
             "rampart_server_proposals_failed",

@@ -6,6 +6,7 @@
 //! `crate::state`) and never speaks the public protobuf API (that is `crate::api`).
 
 pub mod admin;
+pub mod candidacy;
 pub mod clock;
 pub mod config;
 mod early_kill;
@@ -80,6 +81,8 @@ pub struct Node {
     ingest_queue: tokio::sync::mpsc::Sender<group_commit::Pending>,
     /// What this node counts and times (served at `/metrics`).
     pub metrics: metrics::NodeMetrics,
+    /// When it last heard from a leader; whether it may campaign (see `candidacy`).
+    pub candidacy: candidacy::Candidacy,
 }
 
 /// Wall clock in epoch milliseconds.
@@ -136,6 +139,7 @@ impl Node {
             fatal,
             ingest_queue,
             metrics: node_metrics,
+            candidacy: candidacy::Candidacy::default(),
         });
         tokio::spawn(watchdog::run(node.clone(), fatal_tx));
         tokio::spawn(evaluator::run(node.clone(), node.shutdown.subscribe()));
@@ -143,6 +147,7 @@ impl Node {
         tokio::spawn(group_commit::run(node.clone(), ingest_rx));
         tokio::spawn(count_leader_changes(node.clone()));
         tokio::spawn(log_decisions(node.clone()));
+        tokio::spawn(candidacy::run(node.clone()));
         Ok(node)
     }
 
@@ -194,10 +199,19 @@ impl Node {
             .collect()
     }
 
-    /// The leader as this node knows it: id and address.
+    /// The leader as this node knows it: itself when it leads, or the leader openraft names
+    /// if this node heard from it within the leader lease. openraft keeps naming a leader
+    /// that went silent until another is elected, and with the pre-vote a node cut off from
+    /// a quorum never starts an election (see `candidacy`), so its silence is the test.
+    pub fn leader_id(&self) -> Option<NodeId> {
+        let leader = self.raft.metrics().borrow().current_leader?;
+        (leader == self.id || self.candidacy.hears_leader(self.lease())).then_some(leader)
+    }
+
+    /// The leader as this node knows it (`leader_id`): id and address.
     pub fn leader(&self) -> Option<(NodeId, String)> {
+        let id = self.leader_id()?;
         let metrics = self.raft.metrics().borrow().clone();
-        let id = metrics.current_leader?;
         let addr = metrics
             .membership_config
             .membership()
@@ -214,10 +228,10 @@ impl Node {
         if let Some(e) = self.fatal.borrow().as_ref() {
             return Err(format!("the raft core stopped: {e}"));
         }
-        let m = self.raft.metrics().borrow().clone();
-        if m.current_leader.is_none() {
+        if self.leader_id().is_none() {
             return Err("no leader known".into());
         }
+        let m = self.raft.metrics().borrow().clone();
         let applied = m.last_applied.map_or(0, |l| l.index);
         let behind = m.last_log_index.unwrap_or(0).saturating_sub(applied);
         if behind > READY_LAG {
@@ -431,15 +445,17 @@ impl Node {
         }
     }
 
-    /// Waits until a leader is known or `timeout` passes.
+    /// Waits until a leader is known (`leader_id`) or `timeout` passes.
     async fn wait_for_leader(&self, timeout: Duration) {
         let mut metrics = self.raft.metrics();
+        let beat = Duration::from_millis(self.config.heartbeat_ms.max(10));
         let _ = tokio::time::timeout(timeout, async {
             loop {
-                if metrics.changed().await.is_err() {
+                // A leader heard again shows in no metric: look at least every heartbeat.
+                if let Ok(Err(_)) = tokio::time::timeout(beat, metrics.changed()).await {
                     return;
                 }
-                if metrics.borrow().current_leader.is_some() {
+                if self.leader_id().is_some() {
                     return;
                 }
             }

@@ -2,13 +2,16 @@
 
 use std::sync::Arc;
 
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest};
 use tonic::{Request, Response, Status};
 
 use super::admin::AdminCommand;
 use super::{Node, NodeError};
+use crate::consensus::TypeConfig;
 use crate::proto::internal::raft_internal_server::RaftInternal;
 use crate::proto::internal::{
-    Blob, ClockReply, ClockRequest, Empty, NodeStatusReply, ReadIndexReply,
+    Blob, ClockReply, ClockRequest, Empty, NodeStatusReply, PreVoteReply, PreVoteRequest,
+    ReadIndexReply,
 };
 use crate::state::Command;
 use crate::store::codec::{decode, encode_wire};
@@ -32,17 +35,47 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Blob>, Status> {
 impl RaftInternal for PeerService {
     async fn vote(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
         let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
-        reply(&self.node.raft.vote(rpc).await)
+        let response = self.node.raft.vote(rpc).await;
+        if response.as_ref().is_ok_and(|r| r.vote_granted) {
+            self.node.candidacy.reset_timer();
+        }
+        reply(&response)
     }
 
     async fn append_entries(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
-        reply(&self.node.raft.append_entries(rpc).await)
+        let rpc: AppendEntriesRequest<TypeConfig> =
+            decode(&request.into_inner().data).map_err(bad_payload)?;
+        // A leader at this node's vote or above is alive now, however long this node then
+        // takes to write what it sent (its fsync under load must not look like silence).
+        if rpc.vote.is_committed() && rpc.vote >= self.node.raft.metrics().borrow().vote {
+            self.node.candidacy.heard_leader();
+        }
+        let response = self.node.raft.append_entries(rpc).await;
+        if response
+            .as_ref()
+            .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_)))
+        {
+            self.node.candidacy.heard_leader();
+        }
+        reply(&response)
     }
 
     async fn install_snapshot(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
-        let rpc = decode(&request.into_inner().data).map_err(bad_payload)?;
-        reply(&self.node.raft.install_snapshot(rpc).await)
+        let rpc: InstallSnapshotRequest<TypeConfig> =
+            decode(&request.into_inner().data).map_err(bad_payload)?;
+        let vote = rpc.vote;
+        let response = self.node.raft.install_snapshot(rpc).await;
+        if response.as_ref().is_ok_and(|r| r.vote == vote) {
+            self.node.candidacy.heard_leader();
+        }
+        reply(&response)
+    }
+
+    async fn pre_vote(
+        &self,
+        request: Request<PreVoteRequest>,
+    ) -> Result<Response<PreVoteReply>, Status> {
+        Ok(Response::new(self.node.pre_vote(&request.into_inner())))
     }
 
     async fn forward(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {
@@ -86,7 +119,7 @@ impl RaftInternal for PeerService {
             term: m.current_term,
             last_log_index: m.last_log_index.unwrap_or(0),
             applied_index: m.last_applied.map_or(0, |l| l.index),
-            leader_id: m.current_leader,
+            leader_id: self.node.leader_id(),
             state: format!("{:?}", m.state),
             matched: m
                 .replication

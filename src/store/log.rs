@@ -220,6 +220,14 @@ impl LogStore {
         Ok(self.last_purged()?.map_or(0, |id| id.index))
     }
 
+    /// The id of the last entry in the log (the last purged one when the log is empty).
+    pub fn last_log_id(&self) -> Result<Option<LogId>, StoreError> {
+        match self.inner.log.last()? {
+            Some((_, bytes)) => Ok(Some(decode::<Entry>(&bytes)?.log_id)),
+            None => self.last_purged(),
+        }
+    }
+
     /// The index of the last purged entry, if any.
     pub fn purged_index(&self) -> Result<Option<u64>, StoreError> {
         Ok(self.last_purged()?.map(|l| l.index))
@@ -312,14 +320,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged_log_id = self.last_purged().map_err(read_err)?;
-        let last = match self.inner.log.last().map_err(read_err)? {
-            Some((_, bytes)) => Some(decode::<Entry>(&bytes).map_err(read_err)?.log_id),
-            None => last_purged_log_id,
-        };
         Ok(LogState {
-            last_purged_log_id,
-            last_log_id: last,
+            last_purged_log_id: self.last_purged().map_err(read_err)?,
+            last_log_id: self.last_log_id().map_err(read_err)?,
         })
     }
 

@@ -71,11 +71,8 @@ impl Cluster {
             Duration::from_secs(20),
             "a leader known by every node",
             || async {
-                let leaders: Vec<Option<u64>> = self
-                    .nodes
-                    .iter()
-                    .map(|n| n.node.raft.metrics().borrow().current_leader)
-                    .collect();
+                let leaders: Vec<Option<u64>> =
+                    self.nodes.iter().map(|n| n.node.leader_id()).collect();
                 match leaders[0] {
                     Some(l) if leaders.iter().all(|x| *x == Some(l)) => Some(l),
                     _ => None,

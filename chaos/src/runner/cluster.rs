@@ -87,7 +87,7 @@ pub enum DiskFault {
     Small,
     /// That tmpfs filled to the last byte.
     Fill,
-    /// The space given back.
+    /// The space given back, and the volume grown (as an operator would).
     Free,
     /// Remounted read-only, and back.
     ReadOnly,

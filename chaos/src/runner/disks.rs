@@ -61,15 +61,11 @@ pub fn damage(data: &Path, rng: &mut rand::rngs::StdRng) -> anyhow::Result<Damag
 /// Moves `data` (a stopped node's) onto a tmpfs mounted at the same path, sized to what it
 /// holds plus `spare_mib`.
 pub fn mount_small(data: &Path, spare_mib: u64) -> anyhow::Result<()> {
-    let used = run("du", &["-sb", &path_str(data)?])?
-        .split_whitespace()
-        .next()
-        .and_then(|n| n.parse::<u64>().ok())
-        .context("du of the data directory")?;
+    let used = du_mib(data)?;
     let aside = data.with_extension("aside");
     std::fs::rename(data, &aside)?;
     std::fs::create_dir_all(data)?;
-    let size = format!("size={}m", used / (1 << 20) + spare_mib);
+    let size = format!("size={}m", used + spare_mib);
     run(
         "mount",
         &["-t", "tmpfs", "-o", &size, "tmpfs", &path_str(data)?],
@@ -97,9 +93,26 @@ pub fn fill(data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives the space back.
+/// Room a freed disk has beyond what it holds: as an operator who grows the volume would give,
+/// enough for the node to take in everything the cluster committed while it was down (the bulk
+/// writes that filled it went on through the others, and can outgrow the small disk's spare).
+const FREED_SPARE_MIB: u64 = 512;
+
+/// Gives the space back: removes the filler and grows the tmpfs.
 pub fn free(data: &Path) -> anyhow::Result<()> {
-    std::fs::remove_file(filler(data)).context("removing the filler")
+    std::fs::remove_file(filler(data)).context("removing the filler")?;
+    let size = format!("remount,size={}m", du_mib(data)? + FREED_SPARE_MIB);
+    run("mount", &["-o", &size, &path_str(data)?]).map(|_| ())
+}
+
+/// What `data` holds, in whole MiB.
+fn du_mib(data: &Path) -> anyhow::Result<u64> {
+    run("du", &["-sb", &path_str(data)?])?
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .map(|b| b / (1 << 20))
+        .context("du of the data directory")
 }
 
 /// Remounts the tmpfs under `data` read-only, or back read-write.

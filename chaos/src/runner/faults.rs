@@ -9,6 +9,7 @@ use rand::Rng;
 
 use super::client::Pool;
 use super::cluster::Cluster;
+use super::observers::find_leader;
 use super::ops::{add_learner, admin, follower, leader, replace, wait_serving};
 use super::plan::{retry, Drill, Settings, GATE};
 use super::storage;
@@ -86,9 +87,21 @@ pub(super) async fn inject(
                 .copied()
                 .filter(|id| *id != cut)
                 .collect();
+            let before = find_leader(pool).await;
             cluster.partition(&[cut], &rest)?;
             tokio::time::sleep(hold).await;
             cluster.heal()?;
+            if drill == Drill::PartitionMinority {
+                // The pre-vote's promise (docs/design.md, Elections): the cut-off follower
+                // never raised the term, so it rejoins under the leader it left.
+                wait_serving(pool, cut).await?;
+                let after = find_leader(pool).await;
+                if after != before {
+                    anyhow::bail!(
+                        "node {cut}, cut off from the quorum, deposed the leader when the                          partition healed: (leader, term) {before:?} before, {after:?} after"
+                    );
+                }
+            }
             Ok(1)
         }
         Drill::RollingRestart | Drill::RollingUpgrade => {
