@@ -4,10 +4,8 @@
 #
 #   bench/early_kill.sh [ANCHOR_COMMIT]      # TRIALS=10 by default
 #
-# Builds both release binaries (the anchor in a temporary worktree with its own target
-# directory, `target/anchor`: sharing one would let cargo take one build for the other),
-# starts a 3-node cluster of each in turn on loopback, and runs
-# `loadgen decision` against it: per trial a fresh gate with 1 s windows, one breaching batch
+# Builds both release binaries (bench/anchor.sh), starts a 3-node cluster of each in turn on
+# loopback, and runs `loadgen decision` against it: per trial a fresh gate with 1 s windows, one breaching batch
 # (50% errors against a 5% ceiling) mid-window through node 1, a watch on node 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,14 +20,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
-git worktree add --detach "$WORK/anchor" "$ANCHOR" >/dev/null
-(cd "$WORK/anchor" && CARGO_TARGET_DIR="$TARGET/anchor" cargo build --release --quiet --bin rampart --example loadgen)
-mkdir -p "$WORK/bin-anchor"
-cp "$TARGET/anchor/release/rampart" "$TARGET/anchor/release/examples/loadgen" "$WORK/bin-anchor/"
-cargo build --release --quiet --bin rampart --example loadgen
-mkdir -p "$WORK/bin-head"
-cp "$TARGET/release/rampart" "$TARGET/release/examples/loadgen" "$WORK/bin-head/"
+. bench/anchor.sh
+build_anchor_and_head "$ANCHOR"
 
 run() {
   local name="$1" bin="$WORK/bin-$1"

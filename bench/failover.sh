@@ -7,8 +7,7 @@
 #   HEAD_FLAGS="--heartbeat-ms 50 --election-timeout-min-ms 150 --election-timeout-max-ms 250" \
 #     bench/failover.sh                   # this commit's nodes with other timings
 #
-# Builds both release binaries (the anchor in a temporary worktree with its own target
-# directory, `target/anchor`), starts a 3-node cluster of each in turn on loopback, runs
+# Builds both release binaries (bench/anchor.sh), starts a 3-node cluster of each in turn on loopback, runs
 # `loadgen acks` (one signal per request, 64 in flight, a worker whose call fails moves to the
 # next node) and kills the leader KILLS times, 4 s apart, restarting it 2 s after each kill.
 # Prints, per binary, the time from each kill to the first write acknowledged after it.
@@ -28,13 +27,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-TARGET="${CARGO_TARGET_DIR:-$PWD/target}"
-git worktree add --detach "$WORK/anchor" "$ANCHOR" >/dev/null
-(cd "$WORK/anchor" && CARGO_TARGET_DIR="$TARGET/anchor" cargo build --release --quiet --bin rampart --example loadgen)
-mkdir -p "$WORK/bin-anchor" "$WORK/bin-head"
-cp "$TARGET/anchor/release/rampart" "$WORK/bin-anchor/"
-cargo build --release --quiet --bin rampart --example loadgen
-cp "$TARGET/release/rampart" "$TARGET/release/examples/loadgen" "$WORK/bin-head/"
+. bench/anchor.sh
+build_anchor_and_head "$ANCHOR"
 ENDPOINTS=127.0.0.1:17401,127.0.0.1:17402,127.0.0.1:17403
 
 start_node() { # binary dir, name, id

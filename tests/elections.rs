@@ -66,11 +66,7 @@ async fn a_node_without_a_quorum_never_raises_the_term() {
 async fn the_survivors_of_a_dead_leader_win_a_pre_vote_and_elect() {
     let mut cluster = Cluster::start(3).await;
     let leader = cluster.wait_for_leader().await;
-    let at = cluster
-        .nodes
-        .iter()
-        .position(|n| n.node.id == leader)
-        .expect("leader");
+    let at = cluster.index_of(leader);
     let before = term(&cluster.nodes[at].node);
     cluster.nodes.remove(at).stop().await.expect("stop");
     let next = wait_until(Duration::from_secs(20), "another leader", || {

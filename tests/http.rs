@@ -1083,11 +1083,7 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
     // follower.
     let cluster = Cluster::start_with(3, with_http).await;
     let leader = cluster.wait_for_leader().await;
-    let at = cluster
-        .nodes
-        .iter()
-        .position(|n| n.node.id == leader)
-        .expect("leader");
+    let at = cluster.index_of(leader);
     let client = reqwest::Client::new();
     // And a gate, for the gates' series.
     let put = client

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest};
 use tonic::{Request, Response, Status};
 
 use super::admin::AdminCommand;
@@ -50,14 +50,7 @@ impl RaftInternal for PeerService {
         if rpc.vote.is_committed() && rpc.vote >= self.node.raft.metrics().borrow().vote {
             self.node.candidacy.heard_leader();
         }
-        let response = self.node.raft.append_entries(rpc).await;
-        if response
-            .as_ref()
-            .is_ok_and(|r| !matches!(r, AppendEntriesResponse::HigherVote(_)))
-        {
-            self.node.candidacy.heard_leader();
-        }
-        reply(&response)
+        reply(&self.node.raft.append_entries(rpc).await)
     }
 
     async fn install_snapshot(&self, request: Request<Blob>) -> Result<Response<Blob>, Status> {

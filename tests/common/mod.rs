@@ -82,6 +82,14 @@ impl Cluster {
         .await
     }
 
+    /// The position in `nodes` of node `id`.
+    pub fn index_of(&self, id: u64) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.node.id == id)
+            .expect("a node with that id")
+    }
+
     /// The position in `nodes` of a node other than `leader`.
     pub fn follower(&self, leader: u64) -> usize {
         self.nodes
