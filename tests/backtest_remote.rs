@@ -10,7 +10,7 @@ mod common;
 
 use std::process::Command;
 
-use common::Cluster;
+use common::{with_http, Cluster};
 use rampart::api::convert::timestamp;
 use rampart::engine::backtest::parse_arrivals;
 use rampart::proto::v1 as pb;
@@ -37,10 +37,6 @@ fn rampart(args: &[&str]) -> (String, String) {
         String::from_utf8(out.stdout).expect("UTF-8"),
         String::from_utf8(out.stderr).expect("UTF-8"),
     )
-}
-
-fn with_http(config: &mut rampart::node::NodeConfig, _: &std::path::Path) {
-    config.http = Some("127.0.0.1:0".parse().expect("addr"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

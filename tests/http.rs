@@ -6,20 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{now_ms, wait_until, Cluster, FAST_CONTRACT};
+use common::{now_ms, wait_until, with_http, Cluster, FAST_CONTRACT};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn with_http(config: &mut rampart::node::NodeConfig, _: &std::path::Path) {
-    config.http = Some("127.0.0.1:0".parse().expect("addr"));
-}
-
-fn url(cluster: &Cluster, i: usize, path: &str) -> String {
-    format!(
-        "{}{path}",
-        cluster.nodes[i].http_url().expect("an HTTP listener")
-    )
-}
 
 async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
@@ -62,15 +51,15 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     let client = reqwest::Client::new();
 
     for i in 0..3 {
-        let (status, body) = get(&client, &url(&cluster, i, "/healthz")).await;
+        let (status, body) = get(&client, &cluster.url(i, "/healthz")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (status, body) = get(&client, &url(&cluster, i, "/readyz")).await;
+        let (status, body) = get(&client, &cluster.url(i, "/readyz")).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
     // A contract through a follower (forwarded to the leader), YAML as written.
     let put = client
-        .put(url(&cluster, follower, "/v1/contracts/fast"))
+        .put(cluster.url(follower, "/v1/contracts/fast"))
         .header("content-type", "application/yaml")
         .body(FAST_CONTRACT)
         .send()
@@ -82,7 +71,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     // The path and the body must agree on the gate.
     let (status, body) = json_of(
         client
-            .put(url(&cluster, follower, "/v1/contracts/other"))
+            .put(cluster.url(follower, "/v1/contracts/other"))
             .body(FAST_CONTRACT)
             .send()
             .await
@@ -96,12 +85,12 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
         "window": "1h", "stage_min_duration": "1h", "cohorts": ["mobile", "desktop"],
         "metrics": [{"name": "error_rate", "kind": "rate", "better": "lower", "guardrail": true, "kill": {"above": 0.05}}]});
     let put_two = |path: &'static str| {
-        let request = client.put(url(&cluster, follower, path)).json(&two);
+        let request = client.put(cluster.url(follower, path)).json(&two);
         async move { json_of(request.send().await.expect("PUT")).await }
     };
     let (status, body) = put_two("/v1/contracts/two").await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, body) = get(&client, &url(&cluster, follower, "/v1/contracts/two")).await;
+    let (status, body) = get(&client, &cluster.url(follower, "/v1/contracts/two")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(
         body["yaml"]
@@ -131,7 +120,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     // An invalid contract names its field.
     let (status, body) = json_of(
         client
-            .put(url(&cluster, follower, "/v1/contracts/bad"))
+            .put(cluster.url(follower, "/v1/contracts/bad"))
             .json(&json!({"ladder": [10, 100], "window": "1h", "metrics": []}))
             .send()
             .await
@@ -146,7 +135,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     );
 
     // Signals: the key is required; good lines are kept beside a bad one.
-    let signals_url = url(&cluster, follower, "/v1/signals");
+    let signals_url = cluster.url(follower, "/v1/signals");
     let (status, body) = json_of(
         client
             .post(&signals_url)
@@ -206,13 +195,12 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
         again["duplicate"], true,
         "a retry counts nothing twice: {again}"
     );
-    let (_, gate) = get(&client, &url(&cluster, follower, "/v1/gates/fast")).await;
+    let (_, gate) = get(&client, &cluster.url(follower, "/v1/gates/fast")).await;
     assert_eq!(gate["signals_accepted"], 2, "{gate}");
     // The window aggregates hold the accepted lines, once, beside the rejected ones.
     let (status, w) = get(
         &client,
-        &url(
-            &cluster,
+        &cluster.url(
             follower,
             "/v1/gates/fast/windows?cohort=mobile&metric=error_rate",
         ),
@@ -230,13 +218,13 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     assert!(windows.iter().all(|x| x["cohort"] == "mobile"), "{w}");
     let (status, body) = get(
         &client,
-        &url(&cluster, follower, "/v1/gates/fast/windows?metric=nope"),
+        &cluster.url(follower, "/v1/gates/fast/windows?metric=nope"),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (status, body) = get(
         &client,
-        &url(&cluster, follower, "/v1/gates/fast/windows?since=yesterday"),
+        &cluster.url(follower, "/v1/gates/fast/windows?since=yesterday"),
     )
     .await;
     assert_eq!(
@@ -261,73 +249,69 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     assert_eq!(body["rejections"][0]["index"], 0, "{body}");
 
     // Reads and their errors.
-    let (status, body) = get(&client, &url(&cluster, follower, "/v1/gates")).await;
+    let (status, body) = get(&client, &cluster.url(follower, "/v1/gates")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["gates"].as_array().map(Vec::len), Some(2), "{body}");
-    let (status, body) = get(&client, &url(&cluster, follower, "/v1/gates/nope")).await;
+    let (status, body) = get(&client, &cluster.url(follower, "/v1/gates/nope")).await;
     assert_eq!(
         (status, body["code"].clone()),
         (StatusCode::NOT_FOUND, json!("not_found"))
     );
     let (status, body) = get(
         &client,
-        &url(&cluster, follower, "/v1/gates/fast?consistency=eventual"),
+        &cluster.url(follower, "/v1/gates/fast?consistency=eventual"),
     )
     .await;
     assert_eq!(
         (status, body["field"].clone()),
         (StatusCode::BAD_REQUEST, json!("consistency"))
     );
-    let (status, body) = get(
-        &client,
-        &url(&cluster, follower, "/v1/gates/fast?colour=red"),
-    )
-    .await;
+    let (status, body) = get(&client, &cluster.url(follower, "/v1/gates/fast?colour=red")).await;
     assert_eq!(
         (status, body["field"].clone()),
         (StatusCode::BAD_REQUEST, json!("colour"))
     );
     let (status, body) = get(
         &client,
-        &url(&cluster, follower, "/v1/gates/fast?consistency=local"),
+        &cluster.url(follower, "/v1/gates/fast?consistency=local"),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["read"]["consistency"], "local");
     let (status, body) = get(
         &client,
-        &url(&cluster, follower, "/v1/gates/fast/evaluate?unit=u-1"),
+        &cluster.url(follower, "/v1/gates/fast/evaluate?unit=u-1"),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["bucket"].is_u64(), "{body}");
-    let (status, body) = get(&client, &url(&cluster, follower, "/v1/cluster")).await;
+    let (status, body) = get(&client, &cluster.url(follower, "/v1/cluster")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["leader"], leader);
     assert_eq!(body["nodes"].as_array().map(Vec::len), Some(3), "{body}");
 
     // The Argo verdict, from any node.
     for i in 0..3 {
-        let (status, v) = get(&client, &url(&cluster, i, "/v1/gates/fast/verdict")).await;
+        let (status, v) = get(&client, &cluster.url(i, "/v1/gates/fast/verdict")).await;
         assert_eq!(status, StatusCode::OK, "{v}");
         assert_eq!(v["cohort"], "mobile");
         assert_eq!(v["abort"], false, "{v}");
         assert_eq!(v["stale"], false, "{v}");
     }
-    let (status, body) = get(&client, &url(&cluster, follower, "/v1/gates/two/verdict")).await;
+    let (status, body) = get(&client, &cluster.url(follower, "/v1/gates/two/verdict")).await;
     assert_eq!(
         (status, body["field"].clone()),
         (StatusCode::BAD_REQUEST, json!("cohort"))
     );
     let (status, body) = get(
         &client,
-        &url(&cluster, follower, "/v1/gates/two/verdict?cohort=tv"),
+        &cluster.url(follower, "/v1/gates/two/verdict?cohort=tv"),
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let flagger = |hook: &str| {
         client
-            .post(url(&cluster, follower, &format!("/v1/flagger/{hook}")))
+            .post(cluster.url(follower, &format!("/v1/flagger/{hook}")))
             .json(
                 &json!({"name": "checkout", "namespace": "shop", "phase": "Progressing",
                 "metadata": {"gate": "two", "cohort": "desktop"}}),
@@ -345,7 +329,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     // A kill through the API: the verdict aborts, Flagger's rollback hook confirms.
     let (status, body) = json_of(
         client
-            .post(url(&cluster, follower, "/v1/gates/two/overrides"))
+            .post(cluster.url(follower, "/v1/gates/two/overrides"))
             .json(&json!({"kind": "kill", "actor": "sre", "reason": "drill"}))
             .send()
             .await
@@ -356,7 +340,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     assert_eq!(body["kill_switch"], true);
     let (status, body) = json_of(
         client
-            .post(url(&cluster, follower, "/v1/gates/two/overrides"))
+            .post(cluster.url(follower, "/v1/gates/two/overrides"))
             .json(&json!({"kind": "explode", "reason": "x"}))
             .send()
             .await
@@ -371,7 +355,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     for i in 0..3 {
         let (_, v) = get(
             &client,
-            &url(&cluster, i, "/v1/gates/two/verdict?cohort=desktop"),
+            &cluster.url(i, "/v1/gates/two/verdict?cohort=desktop"),
         )
         .await;
         assert_eq!(v["decision"], "kill", "{v}");
@@ -394,7 +378,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     );
     let (status, body) = get(
         &client,
-        &url(&cluster, follower, "/v1/gates/two/decisions?limit=1"),
+        &cluster.url(follower, "/v1/gates/two/decisions?limit=1"),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -408,7 +392,7 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     let mut leaders = 0.0;
     for i in 0..3 {
         let response = client
-            .get(url(&cluster, i, "/metrics"))
+            .get(cluster.url(i, "/metrics"))
             .send()
             .await
             .expect("scrape");
@@ -467,8 +451,8 @@ async fn the_json_api_hooks_and_metrics_over_real_http() {
     let last = (0..3)
         .find(|i| *i != follower && cluster.nodes[*i].node.id != leader)
         .expect("the other follower");
-    let verdict_url = url(&cluster, last, "/v1/gates/two/verdict?cohort=desktop");
-    let readyz = url(&cluster, last, "/readyz");
+    let verdict_url = cluster.url(last, "/v1/gates/two/verdict?cohort=desktop");
+    let readyz = cluster.url(last, "/readyz");
     let mut nodes = cluster.nodes;
     let kept = nodes.remove(last);
     for n in nodes {
@@ -499,7 +483,7 @@ async fn flagger_hook(
     gate: &str,
 ) -> (StatusCode, String) {
     let response = client
-        .post(url(cluster, i, &format!("/v1/flagger/{hook}")))
+        .post(cluster.url(i, &format!("/v1/flagger/{hook}")))
         .json(
             &json!({"name": "checkout", "namespace": "shop", "phase": "Progressing",
             "metadata": {"gate": gate}}),
@@ -521,7 +505,7 @@ async fn contracts_reads_and_flagger_go_answers_through_followers() {
         .filter(|i| cluster.nodes[*i].node.id != leader)
         .collect();
     let client = reqwest::Client::new();
-    let on = |path: &str| url(&cluster, follower, path);
+    let on = |path: &str| cluster.url(follower, path);
     // Hour-long windows: none closes during the test, so only the overrides move the cohort.
     let hourly = json!({"variants": {"treatment": "new", "fallback": "old"}, "ladder": [10, 50, 100],
         "window": "1h", "stage_min_duration": "1h", "cohorts": ["web"],
@@ -633,7 +617,7 @@ async fn contracts_reads_and_flagger_go_answers_through_followers() {
         for &i in &followers {
             let (status, gate) = get(
                 &client,
-                &url(&cluster, i, "/v1/gates/hourly?consistency=linearizable"),
+                &cluster.url(i, "/v1/gates/hourly?consistency=linearizable"),
             )
             .await;
             assert_eq!(status, StatusCode::OK, "{gate}");
@@ -685,21 +669,17 @@ async fn contracts_reads_and_flagger_go_answers_through_followers() {
         wait_until(Duration::from_secs(10), "the delete applied", || async {
             let (status, _) = get(
                 &client,
-                &url(&cluster, i, "/v1/contracts/hourly?consistency=local"),
+                &cluster.url(i, "/v1/contracts/hourly?consistency=local"),
             )
             .await;
             (status == StatusCode::NOT_FOUND).then_some(())
         })
         .await;
-        let (_, list) = get(
-            &client,
-            &url(&cluster, i, "/v1/contracts?consistency=local"),
-        )
-        .await;
+        let (_, list) = get(&client, &cluster.url(i, "/v1/contracts?consistency=local")).await;
         assert_eq!(list["contracts"], json!([]), "node {i}: {list}");
         let (status, gate) = get(
             &client,
-            &url(&cluster, i, "/v1/gates/hourly?consistency=local"),
+            &cluster.url(i, "/v1/gates/hourly?consistency=local"),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{gate}");
@@ -739,7 +719,7 @@ async fn tokens_and_roles_guard_the_http_api() {
     let leader = cluster.wait_for_leader().await;
     let follower = cluster.follower(leader);
     let client = reqwest::Client::new();
-    let gates = url(&cluster, follower, "/v1/gates");
+    let gates = cluster.url(follower, "/v1/gates");
 
     let none = client.get(&gates).send().await.expect("GET");
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
@@ -763,7 +743,7 @@ async fn tokens_and_roles_guard_the_http_api() {
 
     let put = |token: &'static str| {
         client
-            .put(url(&cluster, follower, "/v1/contracts/fast"))
+            .put(cluster.url(follower, "/v1/contracts/fast"))
             .bearer_auth(token)
             .body(FAST_CONTRACT)
             .send()
@@ -777,7 +757,7 @@ async fn tokens_and_roles_guard_the_http_api() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, decision) = json_of(
         client
-            .post(url(&cluster, follower, "/v1/gates/fast/overrides"))
+            .post(cluster.url(follower, "/v1/gates/fast/overrides"))
             .bearer_auth(OPERATOR)
             .json(&json!({"kind": "hold", "actor": "sre", "reason": "look"}))
             .send()
@@ -794,7 +774,7 @@ async fn tokens_and_roles_guard_the_http_api() {
     // Probes are open by default.
     assert_eq!(
         client
-            .get(url(&cluster, follower, "/metrics"))
+            .get(cluster.url(follower, "/metrics"))
             .send()
             .await
             .expect("scrape")
@@ -803,7 +783,7 @@ async fn tokens_and_roles_guard_the_http_api() {
     );
     assert_eq!(
         client
-            .get(url(&cluster, follower, "/readyz"))
+            .get(cluster.url(follower, "/readyz"))
             .send()
             .await
             .expect("readyz")
@@ -813,7 +793,7 @@ async fn tokens_and_roles_guard_the_http_api() {
     cluster.stop().await;
 
     let cluster = Cluster::start_with(1, access(true)).await;
-    let scrape = url(&cluster, 0, "/metrics");
+    let scrape = cluster.url(0, "/metrics");
     assert_eq!(
         client.get(&scrape).send().await.expect("scrape").status(),
         StatusCode::UNAUTHORIZED
@@ -849,7 +829,7 @@ async fn every_route_in_the_openapi_document_is_served() {
         for (method, _) in item.as_mapping().expect("operations") {
             let method = method.as_str().expect("method").to_uppercase();
             let response = client
-                .request(method.parse().expect("method"), url(&cluster, 0, &concrete))
+                .request(method.parse().expect("method"), cluster.url(0, &concrete))
                 .header("idempotency-key", "route-check")
                 .json(&json!({}))
                 .send()
@@ -870,7 +850,7 @@ async fn every_route_in_the_openapi_document_is_served() {
     }
     assert!(checked >= 16, "{checked} operations");
     // And an undocumented path answers the API's error shape.
-    let (status, body) = get(&client, &url(&cluster, 0, "/v1/nothing")).await;
+    let (status, body) = get(&client, &cluster.url(0, "/v1/nothing")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "not_found");
     cluster.stop().await;
@@ -885,7 +865,7 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
     cluster.wait_for_leader().await;
     let client = reqwest::Client::new();
     let put = client
-        .put(url(&cluster, 0, "/v1/contracts/fast"))
+        .put(cluster.url(0, "/v1/contracts/fast"))
         .body(FAST_CONTRACT)
         .send()
         .await
@@ -908,7 +888,7 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
         "/v1/contracts/fast?consistency=",
         "/v1/gates/fast?consistency=LOCAL",
     ] {
-        let (status, body) = get(&client, &url(&cluster, 0, path)).await;
+        let (status, body) = get(&client, &cluster.url(0, path)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         error(status, "consistency", &body);
     }
@@ -925,7 +905,7 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
                 } else {
                     reqwest::Method::GET
                 },
-                url(&cluster, 0, path),
+                cluster.url(0, path),
             )
             .send()
             .await
@@ -943,7 +923,7 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
         error(status, field, &body);
     }
     // Evaluate's unit is the query's `unit`, not the gRPC field's `unit_id`.
-    let (status, body) = get(&client, &url(&cluster, 0, "/v1/gates/fast/evaluate")).await;
+    let (status, body) = get(&client, &cluster.url(0, "/v1/gates/fast/evaluate")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     error(status, "unit", &body);
     assert!(
@@ -954,7 +934,7 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
     );
     // A method a route does not take: 405 with Allow, in the error shape.
     let response = client
-        .post(url(&cluster, 0, "/v1/gates"))
+        .post(cluster.url(0, "/v1/gates"))
         .send()
         .await
         .expect("POST");
@@ -974,14 +954,14 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
     // A limit above the most a page holds is that most, not a 400.
     let (status, body) = get(
         &client,
-        &url(&cluster, 0, "/v1/gates/fast/decisions?limit=99999999999"),
+        &cluster.url(0, "/v1/gates/fast/decisions?limit=99999999999"),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // Flagger's payload fields are typed as documented, even those rampart does not read.
     let (status, body) = json_of(
         client
-            .post(url(&cluster, 0, "/v1/flagger/confirm-rollout"))
+            .post(cluster.url(0, "/v1/flagger/confirm-rollout"))
             .json(&json!({"phase": 5, "metadata": {"gate": "fast"}}))
             .send()
             .await
@@ -993,7 +973,7 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
     // A body sent as JSON is a JSON array of signals: one object is a 400, not a JSON line.
     let (status, body) = json_of(
         client
-            .post(url(&cluster, 0, "/v1/signals"))
+            .post(cluster.url(0, "/v1/signals"))
             .header("idempotency-key", "fuzzed-1")
             .json(&json!({"gate": "fast"}))
             .send()
@@ -1006,7 +986,7 @@ async fn bad_requests_found_by_fuzzing_name_their_field() {
     // ... while the same line as JSON lines is read, and refused by line.
     let (status, body) = json_of(
         client
-            .post(url(&cluster, 0, "/v1/signals"))
+            .post(cluster.url(0, "/v1/signals"))
             .header("idempotency-key", "fuzzed-2")
             .header("content-type", "application/x-ndjson")
             .body(json!({"gate": "fast"}).to_string())
@@ -1031,12 +1011,12 @@ async fn a_body_over_the_request_limit_is_a_413_naming_the_body() {
     let over = "#".repeat(limit + 1);
     let sent = [
         client
-            .post(url(&cluster, 0, "/v1/signals"))
+            .post(cluster.url(0, "/v1/signals"))
             .header("idempotency-key", "too-large")
             .header("content-type", "application/x-ndjson")
             .body(over.clone()),
         client
-            .put(url(&cluster, 0, "/v1/contracts/fast"))
+            .put(cluster.url(0, "/v1/contracts/fast"))
             .header("content-type", "application/yaml")
             .body(over),
     ];
@@ -1064,7 +1044,7 @@ async fn a_body_over_the_request_limit_is_a_413_naming_the_body() {
     // Exactly the limit is read: a YAML comment is no contract (400, not 413).
     let (status, body) = json_of(
         client
-            .put(url(&cluster, 0, "/v1/contracts/fast"))
+            .put(cluster.url(0, "/v1/contracts/fast"))
             .header("content-type", "application/yaml")
             .body("#".repeat(limit))
             .send()
@@ -1087,7 +1067,7 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
     let client = reqwest::Client::new();
     // And a gate, for the gates' series.
     let put = client
-        .put(url(&cluster, at, "/v1/contracts/fast"))
+        .put(cluster.url(at, "/v1/contracts/fast"))
         .body(FAST_CONTRACT)
         .send()
         .await
@@ -1095,7 +1075,7 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
     assert_eq!(put.status(), StatusCode::OK);
     // And a refused signal, for the rejection series.
     let push = client
-        .post(url(&cluster, at, "/v1/signals"))
+        .post(cluster.url(at, "/v1/signals"))
         .header("idempotency-key", "names")
         .body("{\"gate\": \"fast\"}")
         .send()
@@ -1117,7 +1097,7 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
         .expect_err("no such gate");
     assert_eq!(missing.code(), tonic::Code::NotFound);
     let scrape = client
-        .get(url(&cluster, at, "/metrics"))
+        .get(cluster.url(at, "/metrics"))
         .send()
         .await
         .expect("scrape")
@@ -1128,7 +1108,7 @@ async fn alerts_and_dashboard_name_only_metrics_a_node_serves() {
     // there from the leader's first clock read).
     let follower = (at + 1) % cluster.nodes.len();
     let on_follower = wait_until(Duration::from_secs(10), "a follower's clock series", || {
-        let request = client.get(url(&cluster, follower, "/metrics"));
+        let request = client.get(cluster.url(follower, "/metrics"));
         async move {
             let text = request.send().await.ok()?.text().await.ok()?;
             text.contains("rampart_clock_offset_from_leader_seconds{")

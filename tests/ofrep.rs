@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Cluster;
+use common::{with_http, Cluster};
 use rampart::proto::v1 as pb;
 use rampart::proto::v1::gates_client::GatesClient;
 use reqwest::StatusCode;
@@ -28,17 +28,6 @@ metrics:
     min_samples: 100
     kill: { above: 0.05 }
 "#;
-
-fn with_http(config: &mut rampart::node::NodeConfig, _: &std::path::Path) {
-    config.http = Some("127.0.0.1:0".parse().expect("addr"));
-}
-
-fn url(cluster: &Cluster, i: usize, path: &str) -> String {
-    format!(
-        "{}{path}",
-        cluster.nodes[i].http_url().expect("an HTTP listener")
-    )
-}
 
 async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
@@ -71,13 +60,13 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
     let client = reqwest::Client::new();
     put_contract(
         &client,
-        url(&cluster, follower, "/v1/contracts/slow"),
+        cluster.url(follower, "/v1/contracts/slow"),
         SLOW_CONTRACT,
     )
     .await;
     let (status, body) = post(
         &client,
-        &url(&cluster, follower, "/v1/gates/slow/overrides"),
+        &cluster.url(follower, "/v1/gates/slow/overrides"),
         &json!({"kind": "set_exposure", "cohort": "web", "exposure": 50, "actor": "sre", "reason": "half"}),
     )
     .await;
@@ -86,7 +75,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
 
     // Unit by unit, OFREP on a follower and Evaluate agree: value, variant, bucket.
     let mut gates = GatesClient::new(cluster.channel(follower).await);
-    let one = url(&cluster, follower, "/ofrep/v1/evaluate/flags/slow");
+    let one = cluster.url(follower, "/ofrep/v1/evaluate/flags/slow");
     let mut treated = 0;
     for n in 0..300 {
         let unit = format!("user-{n}");
@@ -128,7 +117,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
     assert!((30..150).contains(&treated), "{treated} of 300 treated");
 
     // Bulk: every live gate, the same answer, tagged; the same tag again is a 304.
-    let bulk = url(&cluster, follower, "/ofrep/v1/evaluate/flags");
+    let bulk = cluster.url(follower, "/ofrep/v1/evaluate/flags");
     let context = json!({"context": {"targetingKey": "user-0", "cohort": "web"}});
     let response = client
         .post(&bulk)
@@ -159,11 +148,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     // Another node answers the same, with the same tag.
     let other = client
-        .post(url(
-            &cluster,
-            leader_index(&cluster, leader),
-            "/ofrep/v1/evaluate/flags",
-        ))
+        .post(cluster.url(leader_index(&cluster, leader), "/ofrep/v1/evaluate/flags"))
         .header("if-none-match", &etag)
         .json(&context)
         .send()
@@ -174,7 +159,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
     // The kill switch: every node's answer changes to DISABLED, the fallback, a new tag.
     let (status, body) = post(
         &client,
-        &url(&cluster, follower, "/v1/gates/slow/overrides"),
+        &cluster.url(follower, "/v1/gates/slow/overrides"),
         &json!({"kind": "kill", "actor": "sre", "reason": "drill"}),
     )
     .await;
@@ -182,7 +167,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
     cluster.wait_converged().await;
     for i in 0..3 {
         let response = client
-            .post(url(&cluster, i, "/ofrep/v1/evaluate/flags"))
+            .post(cluster.url(i, "/ofrep/v1/evaluate/flags"))
             .header("if-none-match", &etag)
             .json(&context)
             .send()
@@ -202,7 +187,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
     // Errors in OFREP's codes and shapes.
     let (status, body) = post(
         &client,
-        &url(&cluster, follower, "/ofrep/v1/evaluate/flags/nope"),
+        &cluster.url(follower, "/ofrep/v1/evaluate/flags/nope"),
         &context,
     )
     .await;
@@ -214,11 +199,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
     );
     let (status, body) = post(
         &client,
-        &url(
-            &cluster,
-            follower,
-            "/ofrep/v1/evaluate/flags/Not%20A%20Gate",
-        ),
+        &cluster.url(follower, "/ofrep/v1/evaluate/flags/Not%20A%20Gate"),
         &context,
     )
     .await;
@@ -299,7 +280,7 @@ async fn ofrep_answers_as_evaluate_does_from_any_node() {
 
     // The configuration says what rampart supports.
     let response = client
-        .get(url(&cluster, follower, "/ofrep/v1/configuration"))
+        .get(cluster.url(follower, "/ofrep/v1/configuration"))
         .send()
         .await
         .expect("GET");
@@ -343,8 +324,8 @@ async fn ofrep_takes_a_bearer_token_or_an_api_key() {
     .await;
     cluster.wait_for_leader().await;
     let client = reqwest::Client::new();
-    let config = url(&cluster, 0, "/ofrep/v1/configuration");
-    let flag = url(&cluster, 0, "/ofrep/v1/evaluate/flags/none");
+    let config = cluster.url(0, "/ofrep/v1/configuration");
+    let flag = cluster.url(0, "/ofrep/v1/evaluate/flags/none");
 
     let anonymous = client.get(&config).send().await.expect("GET");
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);

@@ -11,19 +11,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
+# shellcheck source=tests/harness/venv.sh
+source "$ROOT/tests/harness/venv.sh"
 HERE=$ROOT/clients/python
 if [ -z "${PYCLIENT_VENV:-}" ]; then
   hash=$(cat "$HERE/pyproject.toml" "$HERE/setup.py" "$ROOT/proto/rampart/v1/rampart.proto" | sha256sum | cut -c1-12)
   PYCLIENT_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/rampart-pyclient/$hash"
 fi
 if [ ! -x "$PYCLIENT_VENV/bin/pytest" ]; then
-  rm -rf "$PYCLIENT_VENV"
-  mkdir -p "$(dirname "$PYCLIENT_VENV")"
-  if ! python3 -m venv "$PYCLIENT_VENV" 2>/dev/null; then
-    rm -rf "$PYCLIENT_VENV"
-    apt-get update && apt-get install -y --no-install-recommends python3-venv
-    python3 -m venv "$PYCLIENT_VENV"
-  fi
+  make_venv "$PYCLIENT_VENV"
 fi
 # Reinstalled every run (the package's own code may have changed; its dependencies are cached).
 "$PYCLIENT_VENV/bin/pip" install --quiet --disable-pip-version-check "$HERE[test]"

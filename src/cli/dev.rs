@@ -133,6 +133,10 @@ async fn serve(args: &DevArgs) -> anyhow::Result<()> {
         .next()
         .map(|g| format!(", {}", crate::engine::signal::format_time(g.first_window)))
         .unwrap_or_default();
+    if let Some(http) = nodes.first().and_then(|n| n.http_url()) {
+        println!();
+        println!("Console: {http}/  (every node serves it)");
+    }
     println!();
     println!("Try, in another terminal:");
     println!("  rampart cluster status");

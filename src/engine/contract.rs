@@ -321,6 +321,30 @@ impl MetricSpec {
     pub fn zone_rules(&self) -> [Option<&ZoneRule>; 3] {
         [self.watch.as_ref(), self.stop.as_ref(), self.kill.as_ref()]
     }
+
+    /// The treatment value from which `rule` is met, against `baseline`: the nearest of its
+    /// relative and absolute worsenings (not for a guardrail, judged on its ceiling or floor
+    /// alone) and its ceiling or floor. What a chart draws as the zone's line; the judgement
+    /// itself also asks that the worsening be significant. None when no threshold applies.
+    pub fn threshold(&self, rule: &ZoneRule, baseline: Option<f64>) -> Option<f64> {
+        let sign = match self.better {
+            Better::Lower => 1.0,
+            Better::Higher => -1.0,
+        };
+        let compared = baseline.filter(|b| b.is_finite() && !self.guardrail);
+        let relative = compared.and_then(|b| rule.relative.map(|r| b + sign * r.0 * b.abs()));
+        let absolute = compared.and_then(|b| rule.absolute.map(|a| b + sign * a));
+        let bound = match self.better {
+            Better::Lower => rule.above,
+            Better::Higher => rule.below,
+        };
+        // The nearest: the lowest for a metric where lower is better, the highest otherwise.
+        [relative, absolute, bound]
+            .into_iter()
+            .flatten()
+            .filter(|v| v.is_finite())
+            .reduce(|x, y| if sign * (x - y) <= 0.0 { x } else { y })
+    }
 }
 
 fn default_min_samples() -> u64 {

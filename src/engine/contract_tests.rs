@@ -126,3 +126,31 @@ fn baselines_round_trip_through_yaml_and_keep_their_stored_bytes() {
         );
     }
 }
+
+#[test]
+fn a_zone_threshold_is_the_nearest_of_its_rules() {
+    let c = Contract::from_yaml(EXAMPLE).unwrap();
+    let mut spec = c.metrics[0].clone();
+    let rule = ZoneRule {
+        relative: Some(Fraction(0.5)),
+        absolute: Some(0.02),
+        above: Some(0.5),
+        below: Some(0.01),
+        windows: 1,
+    };
+    spec.better = Better::Lower;
+    spec.guardrail = false;
+    // 0.1 + 50% = 0.15, 0.1 + 0.02 = 0.12, ceiling 0.5: the nearest is 0.12.
+    assert!((spec.threshold(&rule, Some(0.1)).unwrap() - 0.12).abs() < 1e-12);
+    // Without a baseline only the ceiling is left.
+    assert_eq!(spec.threshold(&rule, None), Some(0.5));
+    // A baseline above the ceiling: the ceiling is nearer.
+    assert_eq!(spec.threshold(&rule, Some(0.6)), Some(0.5));
+    spec.better = Better::Higher;
+    // 0.1 − 50% = 0.05, 0.1 − 0.02 = 0.08, floor 0.01: the nearest is 0.08.
+    assert!((spec.threshold(&rule, Some(0.1)).unwrap() - 0.08).abs() < 1e-12);
+    spec.guardrail = true;
+    assert_eq!(spec.threshold(&rule, Some(0.1)), Some(0.01));
+    let empty = ZoneRule::default();
+    assert_eq!(spec.threshold(&empty, Some(0.1)), None);
+}

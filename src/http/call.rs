@@ -25,17 +25,21 @@ impl FromRequestParts<Edge> for Door {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, edge: &Edge) -> Result<Self, HttpError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         Ok(Door {
             edge: edge.clone(),
             headers: parts.headers.clone(),
-            peer,
+            peer: peer(parts),
         })
     }
+}
+
+/// The address a request came from (unspecified when the listener did not record it).
+pub fn peer(parts: &Parts) -> SocketAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
 }
 
 /// The one parameter of a route's path (`{gate}`, `{hook}`), decoded; one that is not UTF-8

@@ -45,6 +45,17 @@ impl HttpError {
         }
     }
 
+    /// The caller may not do this (403), because of `field`.
+    pub fn forbidden(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        let field = field.into();
+        HttpError {
+            status: StatusCode::FORBIDDEN,
+            code: "permission_denied",
+            message: format!("{field}: {}", reason.into()),
+            field: Some(field),
+        }
+    }
+
     /// The route exists but does not take this method (405; the router adds `Allow`).
     pub fn method_not_allowed(method: &str, path: &str) -> Self {
         HttpError {

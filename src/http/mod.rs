@@ -1,6 +1,7 @@
 //! The HTTP edge: `/metrics` (Prometheus), `/healthz` and `/readyz`, the JSON API under `/v1/`
 //! (the same calls as `rampart.v1`, for people, scripts and notebooks), the hooks Argo
-//! Rollouts and Flagger call, and OFREP ([`ofrep`]) for OpenFeature SDKs. Its own listener
+//! Rollouts and Flagger call, OFREP ([`ofrep`]) for OpenFeature SDKs, and the operator console
+//! ([`console`]: pages at `/` and under `/console/`). Its own listener
 //! beside the gRPC one: tonic's TLS server speaks HTTP/2 only, and scrapers, probes and
 //! browsers need HTTP/1.1.
 //!
@@ -15,6 +16,7 @@
 //! This module never touches storage and never decides anything.
 
 mod call;
+mod console;
 pub mod error;
 mod hooks;
 mod metrics;
@@ -44,6 +46,8 @@ use crate::tls::ServerTls;
 pub struct Edge {
     pub node: Arc<Node>,
     pub api: Api,
+    /// The key the console signs its forms' CSRF tokens with.
+    pub csrf: Arc<console::CsrfKey>,
 }
 
 /// How long open connections get to finish when the node stops.
@@ -53,12 +57,14 @@ const DRAIN: Duration = Duration::from_secs(2);
 pub fn router(node: Arc<Node>) -> Router {
     let edge = Edge {
         api: Api { node: node.clone() },
+        csrf: Arc::new(console::CsrfKey::new(&node.access)),
         node,
     };
     routes::routes()
         .merge(hooks::routes())
         .merge(metrics::routes())
         .merge(ofrep::routes())
+        .merge(console::routes())
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(edge.clone(), count))

@@ -21,6 +21,11 @@ pub struct Cluster {
     pub dir: TempDir,
 }
 
+/// A `start_with` configuration: an HTTP listener on a free port.
+pub fn with_http(config: &mut NodeConfig, _: &std::path::Path) {
+    config.http = Some("127.0.0.1:0".parse().expect("addr"));
+}
+
 /// Fast timers for tests.
 pub fn test_config(id: u64, dir: &std::path::Path) -> NodeConfig {
     let mut c = NodeConfig::new(
@@ -96,6 +101,14 @@ impl Cluster {
             .iter()
             .position(|n| n.node.id != leader)
             .expect("a follower")
+    }
+
+    /// `path` on node `i`'s HTTP listener (started with [`with_http`]).
+    pub fn url(&self, i: usize, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.nodes[i].http_url().expect("an HTTP listener")
+        )
     }
 
     pub fn endpoint(&self, i: usize) -> String {

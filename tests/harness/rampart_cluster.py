@@ -8,11 +8,13 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -78,9 +80,17 @@ class Node:
 class Cluster:
     """Three `rampart serve` processes, initialised as one cluster."""
 
-    def __init__(self, binary: Path, work: Path, size: int = 3) -> None:
+    def __init__(
+        self, binary: Path, work: Path, size: int = 3, access: str | None = None, admin_token: str | None = None
+    ) -> None:
+        """`access`, when given, is the text of every node's access file; `admin_token` is then
+        the token that initialises the cluster."""
         self.binary = binary
         self.work = work
+        self.token = admin_token
+        access_file = work / "access.toml"
+        if access is not None:
+            access_file.write_text(access)
         help_text = subprocess.run(
             [str(binary), "serve", "--help"], capture_output=True, text=True, check=True
         ).stdout
@@ -98,6 +108,8 @@ class Cluster:
             ]
             if with_flagd:
                 args += ["--flagd", f"127.0.0.1:{flagd}"]
+            if access is not None:
+                args += ["--access", str(access_file)]
             process = subprocess.Popen(
                 args,
                 stdout=log.open("wb"),
@@ -115,6 +127,7 @@ class Cluster:
             lambda: subprocess.run(
                 [str(binary), "--endpoint", self.nodes[0].grpc_endpoint, "cluster", "init", *members],
                 capture_output=True,
+                env={**os.environ, **({"RAMPART_TOKEN": admin_token} if admin_token else {})},
             ).returncode
             == 0
             or None,
@@ -130,9 +143,10 @@ class Cluster:
         data: bytes | None = None
         if body is not None:
             data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-        request = urllib.request.Request(
-            node.http_url + path, data=data, method=method, headers={"content-type": content_type}
-        )
+        headers = {"content-type": content_type}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(node.http_url + path, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=5) as response:
                 return response.status, decode(response.read())
@@ -194,3 +208,18 @@ class Cluster:
         return "\n".join(f"--- node {n.id}\n{n.log.read_text(errors='replace')[-2000:]}" for n in self.nodes)
 
 
+
+
+@contextmanager
+def running(binary: Path, prefix: str, **kwargs: Any) -> Iterator[Cluster]:
+    """A cluster (`Cluster`'s keyword arguments) in a temporary directory: its nodes' logs are
+    printed if the body fails, and it is stopped after."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as work:
+        c = Cluster(binary, Path(work), **kwargs)
+        try:
+            yield c
+        except BaseException:
+            print(c.logs())
+            raise
+        finally:
+            c.stop()

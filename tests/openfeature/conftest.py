@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
-from rampart_cluster import Cluster, Node, wait_for  # noqa: E402
+from rampart_cluster import Cluster, Node, running, wait_for  # noqa: E402
 
 __all__ = ["Cluster", "Node", "wait_for"]
 
@@ -23,12 +22,5 @@ __all__ = ["Cluster", "Node", "wait_for"]
 def cluster() -> Iterator[Cluster]:
     binary = Path(os.environ.get("RAMPART_BIN", ROOT / "target" / "release" / "rampart"))
     assert binary.exists(), f"{binary}: build it with cargo build --release, or name it in RAMPART_BIN"
-    with tempfile.TemporaryDirectory(prefix="rampart-openfeature-") as work:
-        c = Cluster(binary, Path(work))
-        try:
-            yield c
-        except BaseException:
-            print(c.logs())
-            raise
-        finally:
-            c.stop()
+    with running(binary, "rampart-openfeature-") as c:
+        yield c

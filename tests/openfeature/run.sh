@@ -12,19 +12,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
+# shellcheck source=tests/harness/venv.sh
+source "$ROOT/tests/harness/venv.sh"
 HERE=$ROOT/tests/openfeature
 if [ -z "${OPENFEATURE_VENV:-}" ]; then
   hash=$(sha256sum "$HERE/requirements.txt" | cut -c1-12)
   OPENFEATURE_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/rampart-openfeature/$hash"
 fi
 if [ ! -x "$OPENFEATURE_VENV/bin/pytest" ]; then
-  rm -rf "$OPENFEATURE_VENV"
-  mkdir -p "$(dirname "$OPENFEATURE_VENV")"
-  if ! python3 -m venv "$OPENFEATURE_VENV" 2>/dev/null; then
-    rm -rf "$OPENFEATURE_VENV"
-    apt-get update && apt-get install -y --no-install-recommends python3-venv
-    python3 -m venv "$OPENFEATURE_VENV"
-  fi
+  make_venv "$OPENFEATURE_VENV"
   "$OPENFEATURE_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
 fi
 if [ -z "${RAMPART_BIN:-}" ]; then

@@ -14,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
+# shellcheck source=tests/harness/venv.sh
+source "$ROOT/tests/harness/venv.sh"
 HERE=$ROOT/tests/schemathesis
 MAX_TIME=${SCHEMATHESIS_MAX_TIME:-100}   # seconds of fuzzing; the whole script stays under ~3 min warm
 SEED=${SCHEMATHESIS_SEED:-1}
@@ -28,14 +30,7 @@ if [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then
   if ! command -v python3 >/dev/null 2>&1; then
     apt-get update && apt-get install -y --no-install-recommends python3
   fi
-  rm -rf "$SCHEMATHESIS_VENV"
-  mkdir -p "$(dirname "$SCHEMATHESIS_VENV")"
-  if ! python3 -m venv "$SCHEMATHESIS_VENV" 2>/dev/null; then
-    # Debian's python3 leaves ensurepip (and so venv) to python3-venv.
-    rm -rf "$SCHEMATHESIS_VENV"
-    apt-get update && apt-get install -y --no-install-recommends python3-venv
-    python3 -m venv "$SCHEMATHESIS_VENV"
-  fi
+  make_venv "$SCHEMATHESIS_VENV"
   "$SCHEMATHESIS_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
 fi
 PY=$SCHEMATHESIS_VENV/bin/python
