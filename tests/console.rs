@@ -345,19 +345,29 @@ async fn sign_in(b: &mut Browser, client: &reqwest::Client, base: &str, token: &
     status
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_an_access_file_only_a_signed_in_operator_acts() {
-    let cluster = Cluster::start_with(1, access).await;
+/// One node configured by `configure` with the gate `fast` (put with `token`), a client and
+/// the node's HTTP base URL.
+async fn one_node_with_fast(
+    configure: fn(&mut rampart::node::NodeConfig, &std::path::Path),
+    token: Option<&str>,
+) -> (Cluster, reqwest::Client, String) {
+    let cluster = Cluster::start_with(1, configure).await;
     let client = client();
     let base = cluster.nodes[0].http_url().expect("http");
-    let put = client
+    let mut put = client
         .put(format!("{base}/v1/contracts/fast"))
-        .bearer_auth(OPERATOR)
-        .body(FAST_CONTRACT)
-        .send()
-        .await
-        .expect("PUT");
+        .body(FAST_CONTRACT);
+    if let Some(token) = token {
+        put = put.bearer_auth(token);
+    }
+    let put = put.send().await.expect("PUT");
     assert_eq!(put.status(), StatusCode::OK);
+    (cluster, client, base)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_an_access_file_only_a_signed_in_operator_acts() {
+    let (cluster, client, base) = one_node_with_fast(access, Some(OPERATOR)).await;
 
     // Nobody signed in: the node wants a token, and the page says where to give it.
     let mut nobody = Browser::default();
@@ -468,5 +478,136 @@ async fn with_an_access_file_only_a_signed_in_operator_acts() {
     assert_eq!(status, StatusCode::SEE_OTHER);
     let (status, _) = operator.get(&client, &format!("{base}/")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    cluster.stop().await;
+}
+
+/// A multipart/form-data body of `fields` (name, file name, value) and its content type.
+fn multipart(fields: &[(&str, Option<&str>, &str)]) -> (String, String) {
+    let boundary = "rampart-console-test-boundary";
+    let mut body = String::new();
+    for (name, file, value) in fields {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""
+        ));
+        if let Some(file) = file {
+            body.push_str(&format!(
+                "; filename=\"{file}\"\r\nContent-Type: application/x-ndjson"
+            ));
+        }
+        body.push_str(&format!("\r\n\r\n{value}\r\n"));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_backtest_page_replays_a_pasted_contract_over_an_uploaded_file() {
+    let (cluster, client, base) = one_node_with_fast(with_http, None).await;
+
+    // The form starts from the gate's contract in force.
+    let mut b = Browser::default();
+    let (status, page) = b
+        .get(&client, &format!("{base}/console/backtest?gate=fast"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("gate: fast"), "{page}");
+    let token = csrf(&page);
+
+    // Three healthy seconds, then mobile's treatment at 15% errors against a 5% ceiling, and
+    // one line that is not a signal.
+    let t0 = 1_767_225_600_000_i64; // 2026-01-01T00:00:00Z
+    let mut lines: Vec<String> = (0..6)
+        .map(|s| {
+            let at = rampart::engine::signal::format_time(t0 + s * 1000 + 100);
+            let bad = if s < 3 { 1 } else { 30 };
+            [("treatment", bad), ("control", 1)]
+                .iter()
+                .map(|(arm, events)| {
+                    json!({"gate": "fast", "metric": "error_rate", "cohort": "mobile", "arm": arm,
+                        "at": at, "events": events, "trials": 200})
+                    .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    lines.push("{\"gate\": \"fast\"}".to_owned());
+    let signals = lines.join("\n");
+    let run = |fields: Vec<(&'static str, Option<&'static str>, String)>| {
+        let (client, base, cookie) = (&client, &base, b.cookie.clone());
+        async move {
+            let borrowed: Vec<(&str, Option<&str>, &str)> = fields
+                .iter()
+                .map(|(n, f, v)| (*n, *f, v.as_str()))
+                .collect();
+            let (content_type, body) = multipart(&borrowed);
+            let mut request = client
+                .post(format!("{base}/console/backtest"))
+                .header(header::CONTENT_TYPE, content_type)
+                .body(body);
+            if let Some(c) = cookie {
+                request = request.header(header::COOKIE, c);
+            }
+            let response = request.send().await.expect("POST");
+            let status = response.status();
+            (status, response.text().await.expect("page"))
+        }
+    };
+    let (status, page) = run(vec![
+        ("csrf", None, token.clone()),
+        ("contract", None, FAST_CONTRACT.to_owned()),
+        ("signals", Some("trace.jsonl"), signals.clone()),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains("data-verdict=\"rollback"),
+        "the rollback: {page}"
+    );
+    assert!(
+        page.contains("data-cohort=\"mobile\" data-status=\"rolled_back\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("<svg class=\"windows\""),
+        "window charts: {page}"
+    );
+    assert!(
+        page.contains("<tr data-line=\"13\""),
+        "the bad line, by number: {page}"
+    );
+    // Nothing was stored: the live gate is untouched.
+    let g = gate_json(&client, &format!("{base}/v1/gates/fast")).await;
+    assert_eq!(g["kill_switch"], false, "{g}");
+    assert_eq!(g["cohorts"][0]["status"], "ramping", "{g}");
+
+    // A broken contract comes back with its field named and the text kept.
+    let broken = FAST_CONTRACT.replace("ladder: [10, 50, 100]", "ladder: [50, 10]");
+    let (status, page) = run(vec![
+        ("csrf", None, token.clone()),
+        ("contract", None, broken.clone()),
+        ("signals_text", None, signals.clone()),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("data-field=\"contract\""), "{page}");
+    assert!(
+        page.contains("ladder: [50, 10]"),
+        "the contract is kept: {page}"
+    );
+    // Signals both uploaded and pasted, or neither, name the field; no token is a 403.
+    let (status, page) = run(vec![
+        ("csrf", None, token.clone()),
+        ("contract", None, FAST_CONTRACT.to_owned()),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    assert!(page.contains("data-field=\"signals\""), "{page}");
+    let (status, page) = run(vec![
+        ("contract", None, FAST_CONTRACT.to_owned()),
+        ("signals_text", None, signals),
+    ])
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
     cluster.stop().await;
 }

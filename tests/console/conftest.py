@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests" / "harness"))
 
 from rampart_cluster import Cluster, Node, running, wait_for  # noqa: E402
 
-__all__ = ["Cluster", "Node", "wait_for", "Scenario", "shot", "by_version", "READER", "OPERATOR"]
+__all__ = ["Cluster", "Node", "wait_for", "Scenario", "shot", "by_version", "http", "lines", "READER", "OPERATOR"]
 
 READER = "reader-token-reader-token-0123456789ab"
 OPERATOR = "operator-token-operator-token-01234567"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from selenium.common.exceptions import StaleElementReferenceException
@@ -15,7 +16,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import OPERATOR, READER, Cluster, Scenario, by_version, http, shot, wait_for
+from conftest import OPERATOR, READER, Cluster, Scenario, by_version, http, lines, shot, wait_for
 
 WAIT_S = 20
 T = TypeVar("T")
@@ -186,3 +187,28 @@ def test_a_reader_sees_no_actions_and_an_operator_does(guarded: Cluster, browser
     d = by_version(node, "calm", flash_version(browser), {"authorization": f"Bearer {READER}"})
     assert d["decided_by"] == "operator:oncall" and d["action"] == "override:hold", d
     browser.delete_all_cookies()
+
+
+def test_a_backtest_from_the_page_shows_the_rollback(scenario: Scenario, browser: WebDriver, tmp_path: Path) -> None:
+    node = scenario.cluster.nodes[0]
+    t0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+    trace = []
+    for second in range(8):
+        trace += lines("calm", "mobile", t0 + second * 1000 + 100, 1 if second < 4 else 30, 61)
+    path = tmp_path / "trace.jsonl"
+    path.write_text("\n".join(trace) + "\n")
+    browser.get(node.http_url + "/console/backtest?gate=calm")
+    contract = browser.find_element(By.NAME, "contract")
+    assert "gate: calm" in contract.get_attribute("value")
+    browser.find_element(By.NAME, "signals").send_keys(str(path))
+    browser.find_element(By.CSS_SELECTOR, "form.backtest button").click()
+    wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "table.final"))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Backtest of calm"
+    assert browser.find_elements(By.CSS_SELECTOR, "tr[data-verdict^=rollback][data-cohort=mobile]")
+    final = browser.find_element(By.CSS_SELECTOR, "table.final tr[data-cohort=mobile]")
+    assert final.get_attribute("data-status") == "rolled_back", final.text
+    assert browser.find_elements(By.CSS_SELECTOR, "svg.windows[aria-label='error_rate · mobile'] use[href='#m-kill']")
+    shot(browser, "backtest")
+    # Nothing was stored: the live gate's kill switch is as the other tests left it.
+    status, g = http(node, "GET", "/v1/gates/calm")
+    assert status == 200 and g["cohorts"][0]["status"] != "rolled_back", g

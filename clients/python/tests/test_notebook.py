@@ -50,5 +50,9 @@ def test_the_reviews_notebook_runs_against_a_cluster(endpoint: str, client: ramp
         "android": ("rolled_back", 0.0),
     }
     assert not state.kill_switch
+    # The kill, then the resume; the engine may judge a window after it (a `stay`), nothing else.
     actions = [d.action for d in client.decisions(gate)]
-    assert "override:kill" in actions and actions[-1] == "override:resume", actions
+    assert "override:kill" in actions, actions
+    after_kill = actions[actions.index("override:kill") :]
+    assert "override:resume" in after_kill, actions
+    assert set(after_kill[after_kill.index("override:resume") + 1 :]) <= {"stay"}, actions

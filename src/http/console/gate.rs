@@ -111,11 +111,15 @@ pub async fn page(visitor: Visitor, Segment(gate): Segment, RawQuery(raw): RawQu
         }
         (ladder(g, contract.as_ref()))
         (exposure(g, &v.decisions, now))
-        (metrics(g, &v.decisions, contract.as_ref()))
+        (metrics(&cohort_names(g), &judged(judgements(&v.decisions)), contract.as_ref()))
         (decisions(g, &v.decisions, now))
         (contract_section(&v.contract, &v.decisions))
     };
     Ok(visitor.page(&format!("Gate {}", g.gate), banner, body))
+}
+
+fn cohort_names(g: &pb::GateState) -> Vec<&str> {
+    g.cohorts.iter().map(|c| c.cohort.as_str()).collect()
 }
 
 pub fn decision_href(gate: &str, version: u64) -> String {
@@ -211,15 +215,20 @@ fn exposure_line(
     }
 }
 
+/// The judged windows of each (metric, cohort), oldest first.
+pub type Judged<'a> = BTreeMap<(String, String), Vec<&'a pb::MetricEvidence>>;
+
 /// The judged windows of one metric in one cohort, oldest first, from the decisions' evidence.
 /// A window judged twice (early, by a kill rule on a committed batch, then on time) keeps the
 /// judgement that changed something, else its last.
-fn judged(decisions: &[pb::Decision]) -> BTreeMap<(String, String), Vec<&pb::MetricEvidence>> {
+/// `judgements` are each decision's (whether it changed something, its evidence), in order.
+pub fn judged<'a>(
+    judgements: impl IntoIterator<Item = (bool, &'a [pb::MetricEvidence])>,
+) -> Judged<'a> {
     type Windows<'a> = BTreeMap<i64, (bool, &'a pb::MetricEvidence)>;
     let mut by: BTreeMap<(String, String), Windows> = BTreeMap::new();
-    for d in decisions {
-        let acted = show::changed(d);
-        for e in &d.evidence {
+    for (acted, evidence) in judgements {
+        for e in evidence {
             let Some(start) = show::ms(e.window_start.as_ref()) else {
                 continue;
             };
@@ -278,8 +287,15 @@ pub fn point(e: &pb::MetricEvidence, spec: Option<&MetricSpec>) -> WindowPoint {
 }
 
 /// The charts and the latest window's table.
-fn metrics(g: &pb::GateState, decisions: &[pb::Decision], contract: Option<&Contract>) -> Markup {
-    let windows = judged(decisions);
+/// A gate's decisions as judgements for [`judged`].
+fn judgements(decisions: &[pb::Decision]) -> impl Iterator<Item = (bool, &[pb::MetricEvidence])> {
+    decisions
+        .iter()
+        .map(|d| (show::changed(d), d.evidence.as_slice()))
+}
+
+/// The window charts of every metric in each of `cohorts`, and the latest window's table.
+pub fn metrics(cohorts: &[&str], windows: &Judged, contract: Option<&Contract>) -> Markup {
     let spec =
         |name: &str| contract.and_then(|c| c.metrics.iter().find(|m| m.name.as_str() == name));
     // The contract's metric order, then any metric only old evidence names.
@@ -306,10 +322,10 @@ fn metrics(g: &pb::GateState, decisions: &[pb::Decision], contract: Option<&Cont
                 div.metric data-metric=(metric) {
                     h3 { (metric) @if let Some(s) = spec { " " small { (describe(s)) } } }
                     div.charts {
-                        @for c in &g.cohorts {
-                            @if let Some(evidence) = windows.get(&(metric.clone(), c.cohort.clone())) {
+                        @for cohort in cohorts {
+                            @if let Some(evidence) = windows.get(&(metric.clone(), (*cohort).to_owned())) {
                                 @let points: Vec<WindowPoint> = evidence.iter().map(|e| point(e, spec)).collect();
-                                (chart::windows(&format!("{metric} · {}", c.cohort), unit(spec), &points))
+                                (chart::windows(&format!("{metric} · {cohort}"), unit(spec), &points))
                             }
                         }
                     }
@@ -324,7 +340,7 @@ fn metrics(g: &pb::GateState, decisions: &[pb::Decision], contract: Option<&Cont
                     th.num { "Samples (treatment / control)" } th { "Warnings" } th { "Summary" }
                 } }
                 tbody {
-                    @for ((metric, cohort), evidence) in &windows {
+                    @for ((metric, cohort), evidence) in windows {
                         @if let Some(e) = evidence.last() {
                             @let spec = spec(metric);
                             @let u = unit(spec);
@@ -583,7 +599,11 @@ metrics:
         let parts = [
             ladder(&gate, Some(&contract)),
             exposure(&gate, &decisions, now),
-            metrics(&gate, &decisions, Some(&contract)),
+            metrics(
+                &cohort_names(&gate),
+                &judged(judgements(&decisions)),
+                Some(&contract),
+            ),
             super::decisions(&gate, &decisions, now),
             contract_section(&info, &decisions),
         ];

@@ -14,6 +14,7 @@
 //! This module never touches storage and never decides anything.
 
 mod actions;
+mod backtest;
 mod chart;
 mod cluster;
 mod decision;
@@ -51,6 +52,7 @@ pub fn routes() -> Router<Edge> {
             get(decision::page),
         )
         .route("/console/cluster", get(cluster::page))
+        .route("/console/backtest", get(backtest::page).post(backtest::run))
         .route(
             "/console/sign-in",
             get(actions::sign_in_page).post(actions::sign_in),
@@ -117,6 +119,17 @@ impl Visitor {
 
     /// The page's frame: navigation, who is signed in, the banner, then `body`.
     pub fn page(&self, title: &str, banner: Option<Markup>, body: Markup) -> Response {
+        self.page_with(StatusCode::OK, title, banner, body)
+    }
+
+    /// [`Visitor::page`] answered with `status` (a form shown again with its error).
+    pub fn page_with(
+        &self,
+        status: StatusCode,
+        title: &str,
+        banner: Option<Markup>,
+        body: Markup,
+    ) -> Response {
         let caller = self.caller();
         let csrf = self.session.csrf(csrf_key(&self.edge));
         let node = self.edge.node.id;
@@ -136,6 +149,7 @@ impl Visitor {
                         nav {
                             a href="/" { "Gates" }
                             a href="/console/cluster" { "Cluster" }
+                            a href="/console/backtest" { "Backtest" }
                         }
                         span.who {
                             "node " (node) " · "
@@ -163,7 +177,7 @@ impl Visitor {
                 }
             }
         };
-        self.respond(StatusCode::OK, markup)
+        self.respond(status, markup)
     }
 
     /// `markup` with the status, and the session cookie when it is new.
