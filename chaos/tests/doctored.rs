@@ -323,6 +323,33 @@ fn on_time_signals_refused_are_a_blind_gate() {
     assert_eq!(clock[0].ops, vec![100, 101, 102]);
 }
 
+#[test]
+fn a_refused_signal_whose_call_took_seconds_is_not_a_blind_gate() {
+    // Sent promptly but answered 2.3 s later (retried through a restart): it may have arrived
+    // after its window closed, so its refusal says nothing about the cluster's clock.
+    let mut r = clean();
+    for (i, at) in [2_100i64, 2_200, 2_300].into_iter().enumerate() {
+        let mut call = ingest(&format!("slow{i}"), at, 5, true);
+        if let Call::Ingest {
+            output: Some(out), ..
+        } = &mut call
+        {
+            out.accepted = 0;
+            out.rejected = vec![0, 1];
+        }
+        r.ops.push(op(
+            100 + i as u64,
+            1,
+            at * 1000 + 50_000,
+            at * 1000 + 2_350_000,
+            Outcome::Ok,
+            call,
+        ));
+    }
+    let report = run(&r);
+    assert!(report.holds(Invariant::Clock), "{report:#?}");
+}
+
 /// With access control on, a node records the token next to the actor the caller typed.
 fn resumed_by(decided_by: &str) -> Record {
     let mut r = clean();

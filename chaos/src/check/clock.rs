@@ -5,10 +5,11 @@
 //! - every decision's time and every judged window's end are at most `AHEAD_MS` after the
 //!   end of the last operation of the history (a leader that moved cluster time ahead judges
 //!   windows of the future and stamps decisions with its clock);
-//! - of the signals of acknowledged batches sent promptly (the call started within
-//!   `PROMPT_MS` of the signal's time) in windows after the gate's first judged one, at most
-//!   `max(2, 1%)` are refused (a cluster time ahead refuses them as late; one far behind, as
-//!   from the future);
+//! - of the signals of acknowledged batches sent promptly (the call started *and was answered*
+//!   within `PROMPT_MS` of the signal's time: the cluster judges lateness on arrival, somewhere
+//!   in the call, so a call that took seconds through a restart may rightly arrive late) in
+//!   windows after the gate's first judged one, at most `max(2, 1%)` are refused (a cluster
+//!   time ahead refuses them as late; one far behind, as from the future);
 //! - each gate that judged windows judged them up to `BEHIND_MS` before the last ingest (a
 //!   leader whose clock runs slow must not stop decisions).
 
@@ -20,7 +21,7 @@ use crate::history::{Call, DecisionRecord, Outcome, Record};
 /// How far ahead of the true clock a decision may be stamped: rampart's default
 /// max_clock_skew_ms (5 s) plus 1 s for the runner's own timing.
 pub const AHEAD_MS: i64 = 6_000;
-/// A signal is on time when its batch was sent this soon after its time.
+/// A signal is on time when its batch was sent, and answered, this soon after its time.
 pub const PROMPT_MS: i64 = 300;
 /// How far before the last ingest the last judged window may end: a drill window (2 s),
 /// its grace (0.5 s), and 2.5 s of slack.
@@ -80,7 +81,7 @@ pub fn check(record: &Record, logs: &BTreeMap<String, Vec<DecisionRecord>>) -> V
             let counted = first
                 .get(&(s.gate.as_str(), s.cohort.as_str()))
                 .is_some_and(|f| s.at_ms >= *f);
-            if !counted || op.start / 1000 - s.at_ms > PROMPT_MS {
+            if !counted || op.end / 1000 - s.at_ms > PROMPT_MS {
                 continue;
             }
             prompt += 1;
