@@ -304,6 +304,10 @@ async fn the_console_shows_a_rollback_and_acts_from_any_node() {
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
     assert!(seen.contains("event: decision"), "{seen}");
+    assert!(
+        seen.contains(&format!("\"changed\":true,\"gate\":\"calm\",{wanted}")),
+        "the kill is marked as a change: {seen}"
+    );
     let (_, page) = b
         .get(
             &client,
@@ -516,23 +520,11 @@ async fn the_backtest_page_replays_a_pasted_contract_over_an_uploaded_file() {
     // Three healthy seconds, then mobile's treatment at 15% errors against a 5% ceiling, and
     // one line that is not a signal.
     let t0 = 1_767_225_600_000_i64; // 2026-01-01T00:00:00Z
-    let mut lines: Vec<String> = (0..6)
-        .map(|s| {
-            let at = rampart::engine::signal::format_time(t0 + s * 1000 + 100);
-            let bad = if s < 3 { 1 } else { 30 };
-            [("treatment", bad), ("control", 1)]
-                .iter()
-                .map(|(arm, events)| {
-                    json!({"gate": "fast", "metric": "error_rate", "cohort": "mobile", "arm": arm,
-                        "at": at, "events": events, "trials": 200})
-                    .to_string()
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+    let mut trace: Vec<String> = (0..6)
+        .map(|s| lines(t0 + s * 1000 + 100, if s < 3 { 1 } else { 30 }))
         .collect();
-    lines.push("{\"gate\": \"fast\"}".to_owned());
-    let signals = lines.join("\n");
+    trace.push("{\"gate\": \"fast\"}".to_owned());
+    let signals = trace.join("\n");
     let run = |fields: Vec<(&'static str, Option<&'static str>, String)>| {
         let (client, base, cookie) = (&client, &base, b.cookie.clone());
         async move {

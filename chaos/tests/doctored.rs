@@ -286,12 +286,12 @@ fn a_decision_stamped_hours_ahead_is_caught() {
         .any(|v| v.invariant == Invariant::Clock && v.message.contains("after the history ended")));
 }
 
-#[test]
-fn on_time_signals_refused_are_a_blind_gate() {
+/// Three batches of two signals each, all refused, sent 50 ms after their time and answered
+/// `answered_ms` after it.
+fn refused_batches(answered_ms: i64) -> Record {
     let mut r = clean();
     for (i, at) in [2_100i64, 2_200, 2_300].into_iter().enumerate() {
-        let id = 100 + i as u64;
-        let mut call = ingest(&format!("late{i}"), at, 5, true);
+        let mut call = ingest(&format!("refused{i}"), at, 5, true);
         if let Call::Ingest {
             output: Some(out), ..
         } = &mut call
@@ -300,14 +300,20 @@ fn on_time_signals_refused_are_a_blind_gate() {
             out.rejected = vec![0, 1];
         }
         r.ops.push(op(
-            id,
+            100 + i as u64,
             1,
             at * 1000 + 50_000,
-            at * 1000 + 60_000,
+            (at + answered_ms) * 1000,
             Outcome::Ok,
             call,
         ));
     }
+    r
+}
+
+#[test]
+fn on_time_signals_refused_are_a_blind_gate() {
+    let r = refused_batches(60);
     let report = run(&r);
     let clock: Vec<_> = report
         .violations
@@ -327,25 +333,7 @@ fn on_time_signals_refused_are_a_blind_gate() {
 fn a_refused_signal_whose_call_took_seconds_is_not_a_blind_gate() {
     // Sent promptly but answered 2.3 s later (retried through a restart): it may have arrived
     // after its window closed, so its refusal says nothing about the cluster's clock.
-    let mut r = clean();
-    for (i, at) in [2_100i64, 2_200, 2_300].into_iter().enumerate() {
-        let mut call = ingest(&format!("slow{i}"), at, 5, true);
-        if let Call::Ingest {
-            output: Some(out), ..
-        } = &mut call
-        {
-            out.accepted = 0;
-            out.rejected = vec![0, 1];
-        }
-        r.ops.push(op(
-            100 + i as u64,
-            1,
-            at * 1000 + 50_000,
-            at * 1000 + 2_350_000,
-            Outcome::Ok,
-            call,
-        ));
-    }
+    let r = refused_batches(2_350);
     let report = run(&r);
     assert!(report.holds(Invariant::Clock), "{report:#?}");
 }

@@ -85,6 +85,19 @@ pub struct Decision {
     pub at: Millis,
 }
 
+impl Decision {
+    /// Whether it changed anything (an exposure, a status, the kill switch, the contract) or
+    /// was a person's act: what a reader of the log looks for among the windows judged quietly.
+    pub fn changed_something(&self) -> bool {
+        self.kill_switch != self.kill_switch_before
+            || !matches!(self.action, Action::Engine(_))
+            || self
+                .changes
+                .iter()
+                .any(|c| c.from_exposure != c.to_exposure || c.from_status != c.to_status)
+    }
+}
+
 /// Which variant a unit gets, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assignment<'a> {

@@ -625,3 +625,18 @@ fn an_operator_set_exposure_is_marked_until_the_engine_moves_it() {
     ));
     assert!(!assigned(&state));
 }
+
+#[test]
+fn a_quiet_window_changed_nothing_a_kill_and_the_contract_did() {
+    let mut state = with_gate();
+    let g = state.live_gate(&gate()).unwrap();
+    assert!(g.decisions[0].changed_something(), "the contract");
+    let version = g.version;
+    let stay = judgement(&state, Verdict::Stay, false);
+    decide(&mut state, version, stay);
+    let g = state.live_gate(&gate()).unwrap();
+    assert!(!g.decisions.last().unwrap().changed_something(), "a stay");
+    let mut kill = g.decisions.last().unwrap().clone();
+    kill.kill_switch = true;
+    assert!(kill.changed_something());
+}

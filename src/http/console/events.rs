@@ -1,6 +1,7 @@
 //! Live updates (`GET /console/events`, `?gate=` for one gate): Server-Sent Events fed by the
 //! same applied-decision broadcast `Watch` reads. Each event names a decision (`decision`, data
-//! `{"gate", "version", "action"}`); a page fetches itself again on one. A subscriber that falls
+//! `{"gate", "version", "action", "changed"}`); a page fetches itself again on one (the gates
+//! page only on one that changed something, not on every window judged quietly). A subscriber that falls
 //! behind the broadcast gets `refresh` (the page re-reads everything), never a silent gap.
 
 use std::convert::Infallible;
@@ -45,6 +46,7 @@ async fn next(mut feed: Feed) -> Option<(Result<Event, Infallible>, Feed)> {
                     "gate": d.gate.as_str(),
                     "version": d.version,
                     "action": d.action.label(),
+                    "changed": d.changed_something(),
                 })
                 .to_string(),
             ),

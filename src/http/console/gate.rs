@@ -90,10 +90,14 @@ pub async fn page(visitor: Visitor, Segment(gate): Segment, RawQuery(raw): RawQu
     let contract = Contract::from_yaml(&v.contract.yaml).ok();
     let now = crate::node::wall_clock_ms();
     let g = &v.gate;
-    let banner = read.banner.or_else(|| lag_banner(g.read.as_ref()));
+    // A local read (no leader) also says how long ago this node last applied a change.
+    let lag = lag_banner(g.read.as_ref());
+    let banner = read
+        .banner
+        .map(|b| html! { (b) @if let Some(lag) = &lag { " " (lag) } });
     let body = html! {
         h1 { "Gate " (g.gate) " " (show::kill_switch(g.kill_switch)) }
-        p.summary data-events=(format!("/console/events?gate={}", g.gate)) {
+        p.summary data-events=(format!("/console/events?gate={}", g.gate)) data-every-decision {
             "Version " (g.version) " · contract version " (g.contract_version)
             " · " (g.signals_accepted) " signals accepted"
             @if !v.contract.owner.is_empty() { " · owner " (v.contract.owner) }

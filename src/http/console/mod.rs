@@ -63,11 +63,6 @@ pub fn routes() -> Router<Edge> {
         .route("/console/assets/console.js", get(script))
 }
 
-/// The key this node signs its forms' CSRF tokens with.
-fn csrf_key(edge: &Edge) -> &CsrfKey {
-    &edge.csrf
-}
-
 /// Someone using the console: the node, their session, and their request's headers with the
 /// session's token as `Authorization`.
 pub struct Visitor {
@@ -131,7 +126,7 @@ impl Visitor {
         body: Markup,
     ) -> Response {
         let caller = self.caller();
-        let csrf = self.session.csrf(csrf_key(&self.edge));
+        let csrf = self.csrf();
         let node = self.edge.node.id;
         let markup = html! {
             (DOCTYPE)
@@ -198,12 +193,12 @@ impl Visitor {
 
     /// The CSRF token of this visitor's forms.
     pub fn csrf(&self) -> String {
-        self.session.csrf(csrf_key(&self.edge))
+        self.session.csrf(&self.edge.csrf)
     }
 
     /// Refuses a posted form without this session's CSRF token.
     pub fn check_csrf(&self, presented: Option<&str>) -> Result<(), HttpError> {
-        self.session.check_csrf(csrf_key(&self.edge), presented)
+        self.session.check_csrf(&self.edge.csrf, presented)
     }
 }
 
@@ -241,7 +236,8 @@ where
     }
 }
 
-/// The banner a read needs: its own, or one for a local read's age.
+/// How old a local read is: when the answering node last applied a change (nothing for a
+/// linearizable read, or one applied in the last 5 s).
 pub fn lag_banner(read: Option<&pb::ReadInfo>) -> Option<Markup> {
     let read = read?;
     (read.consistency == pb::Consistency::Local as i32 && read.age_ms > 5_000).then(|| {

@@ -82,7 +82,8 @@ pub fn decided_by(by: &str) -> String {
     by.to_owned()
 }
 
-/// Whether a decision changed anything (exposure, status or kill switch) or was a person's.
+/// Whether a decision changed anything (exposure, status or kill switch) or was a person's:
+/// `state::Decision::changed_something`, asked of its proto.
 pub fn changed(d: &crate::proto::v1::Decision) -> bool {
     d.kill_switch != d.kill_switch_before
         || d.decided_by.starts_with("operator:")

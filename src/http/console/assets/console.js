@@ -17,6 +17,8 @@
     return;
   }
   var url = source.getAttribute("data-events");
+  // A gate's page shows every judged window; the gates page only what changed.
+  var every = source.hasAttribute("data-every-decision");
 
   // Someone typing into an action form keeps what they typed: the page is not swapped then.
   function typing() {
@@ -74,6 +76,9 @@
   events.addEventListener("decision", function (event) {
     var d = JSON.parse(event.data);
     document.body.setAttribute("data-last-event", d.gate + "@" + d.version);
+    if (!every && !d.changed) {
+      return;
+    }
     refresh("Decision " + d.version + " on " + d.gate + " (" + d.action + ")");
   });
   events.addEventListener("refresh", function () { refresh("Updates"); });
